@@ -1,0 +1,158 @@
+"""ctypes binding of libarrowtok (the Zig core). Structures mirror zig/encode.zig and zig/decode.zig."""
+from __future__ import annotations
+
+import ctypes as C
+import os
+from pathlib import Path
+
+P = C.c_void_p
+
+STATUS = {
+    0: "ok",
+    1: "invalid argument",
+    2: "out of memory",
+    3: "invalid UTF-8",
+    4: "too large",
+    5: "unknown token id",
+    6: "bad vocabulary file",
+    7: "buffer too small",
+}
+OK, INVALID_ARGUMENT, OUT_OF_MEMORY, INVALID_UTF8, TOO_LARGE, UNKNOWN_TOKEN, BAD_VOCAB, BUFFER_TOO_SMALL = range(8)
+
+
+class Input(C.Structure):
+    _fields_ = [
+        ("layout", C.c_uint32),
+        ("_pad", C.c_uint32),
+        ("offsets", P),
+        ("data", P),
+        ("validity", P),
+        ("view_buffers", P),
+        ("n_view_buffers", C.c_int64),
+        ("arr_offset", C.c_int64),
+        ("n_rows", C.c_int64),
+    ]
+
+
+class Options(C.Structure):
+    _fields_ = [
+        ("threads", C.c_uint32),
+        ("count_only", C.c_uint32),
+        ("errors_replace", C.c_uint32),
+        ("n_special", C.c_uint32),
+        ("max_chunk_values", C.c_int64),
+        ("special_data", P),
+        ("special_offs", P),
+        ("special_ids", P),
+    ]
+
+
+class Output(C.Structure):
+    _fields_ = [
+        ("handle", P),
+        ("offsets", P),
+        ("values", P),
+        ("n_values", C.c_int64),
+        ("validity", P),
+        ("null_count", C.c_int64),
+        ("chunk_rows", P),
+        ("chunk_values", P),
+        ("n_chunks", C.c_int64),
+        ("counts", P),
+        ("total_tokens", C.c_int64),
+        ("err_row", C.c_int64),
+        ("err_offset", C.c_int64),
+        ("err_msg", C.c_char * 256),
+    ]
+
+
+class ListInput(C.Structure):
+    _fields_ = [
+        ("large", C.c_uint32),
+        ("_pad", C.c_uint32),
+        ("offsets", P),
+        ("values", P),
+        ("validity", P),
+        ("arr_offset", C.c_int64),
+        ("n_rows", C.c_int64),
+    ]
+
+
+class DecodeOutput(C.Structure):
+    _fields_ = [
+        ("handle", P),
+        ("offsets", P),
+        ("data", P),
+        ("n_bytes", C.c_int64),
+        ("validity", P),
+        ("null_count", C.c_int64),
+        ("err_row", C.c_int64),
+        ("err_offset", C.c_int64),
+        ("err_msg", C.c_char * 256),
+    ]
+
+
+ABI_VERSION = 1
+
+
+def _find_library() -> Path:
+    env = os.environ.get("ARROWTOK_LIB")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent / "libarrowtok.so"
+
+
+def _load() -> C.CDLL:
+    path = _find_library()
+    if not path.exists():
+        raise ImportError(
+            f"arrowtok: native library not found at {path}. Install the package with "
+            "`pip install .` (or `pip install -e .`), which compiles it with the pinned ziglang, "
+            "or run `python hatch_build.py` in a source checkout."
+        )
+    lib = C.CDLL(str(path))  # CDLL: the GIL is released during every call
+    sig = {
+        "at_abi_version": ([], C.c_uint32),
+        "at_cpu_name": ([], C.c_char_p),
+        "at_vocab_load_tiktoken": ([P, C.c_size_t, C.c_uint32, C.POINTER(P), C.POINTER(C.c_uint64)], C.c_int32),
+        "at_vocab_set_specials": ([P, P, P, P, C.c_uint32], C.c_int32),
+        "at_vocab_free": ([P], None),
+        "at_vocab_n_ids": ([P], C.c_uint32),
+        "at_vocab_max_token_len": ([P], C.c_uint64),
+        "at_vocab_rank": ([P, P, C.c_size_t], C.c_int64),
+        "at_encode_text": ([P, P, C.c_size_t, C.POINTER(Options), P, C.c_size_t, C.POINTER(C.c_int64), C.POINTER(C.c_int64)], C.c_int32),
+        "at_encode_column": ([P, C.POINTER(Input), C.POINTER(Options), C.POINTER(Output)], C.c_int32),
+        "at_decode_column": ([P, C.POINTER(ListInput), C.POINTER(DecodeOutput)], C.c_int32),
+        "at_decode_tokens": ([P, P, C.c_size_t, P, C.c_size_t, C.POINTER(C.c_uint64), C.POINTER(C.c_int64)], C.c_int32),
+        "at_result_free": ([P], None),
+        "at_after_fork_child": ([], None),
+        "at_pretokenize": ([C.c_uint32, P, C.c_size_t, P, C.c_size_t], C.c_int64),
+    }
+    for name, (args, res) in sig.items():
+        fn = getattr(lib, name)
+        fn.argtypes = args
+        fn.restype = res
+    got = lib.at_abi_version()
+    if got != ABI_VERSION:
+        raise ImportError(f"arrowtok: {path} has ABI version {got}, this package needs {ABI_VERSION}; rebuild it")
+    if hasattr(os, "register_at_fork"):
+        # The Zig thread pool's threads do not survive fork(); the child starts a fresh pool.
+        os.register_at_fork(after_in_child=lib.at_after_fork_child)
+    return lib
+
+
+lib = _load()
+
+
+class _Owner:
+    """Owns one Zig result; frees it when the last Arrow buffer that views it is gone."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: int):
+        self.handle = handle
+
+    def __del__(self):
+        h, self.handle = self.handle, None
+        if h:
+            lib.at_result_free(h)

@@ -1,0 +1,437 @@
+"""Encodings: loading vocabularies, the tiktoken-shaped API, and the Arrow column API."""
+from __future__ import annotations
+
+import ctypes as C
+import functools
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import AbstractSet, Collection, Literal, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from . import _native as N
+from ._arrow import decode_list_column, encode_string_column
+
+ENDOFTEXT = "<|endoftext|>"
+FIM_PREFIX = "<|fim_prefix|>"
+FIM_MIDDLE = "<|fim_middle|>"
+FIM_SUFFIX = "<|fim_suffix|>"
+ENDOFPROMPT = "<|endofprompt|>"
+
+# Pattern ids understood by the Zig scanners (zig/pretok.zig).
+PATTERNS = {"cl100k_base": 0, "o200k_base": 1}
+
+_BLOB = "https://openaipublic.blob.core.windows.net/encodings/"
+
+# Known encodings: vocabulary file, its sha256 (as tiktoken checks it), pattern, special tokens.
+KNOWN: dict[str, dict] = {
+    "cl100k_base": {
+        "file": "cl100k_base.tiktoken",
+        "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "pattern": "cl100k_base",
+        "special_tokens": {ENDOFTEXT: 100257, FIM_PREFIX: 100258, FIM_MIDDLE: 100259, FIM_SUFFIX: 100260, ENDOFPROMPT: 100276},
+    },
+    "o200k_base": {
+        "file": "o200k_base.tiktoken",
+        "sha256": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        "pattern": "o200k_base",
+        "special_tokens": {ENDOFTEXT: 199999, ENDOFPROMPT: 200018},
+    },
+}
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+class ArrowtokError(ValueError):
+    """A row could not be encoded or decoded. `row` is its index in the column (or None)."""
+
+    def __init__(self, message: str, row: int | None = None, byte_offset: int | None = None):
+        super().__init__(message)
+        self.row = row
+        self.byte_offset = byte_offset
+
+
+def list_encoding_names() -> list[str]:
+    return sorted(KNOWN)
+
+
+def _tiktoken_cache_dirs() -> list[Path]:
+    dirs = []
+    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        v = os.environ.get(var)
+        if v:
+            dirs.append(Path(v))
+    return dirs
+
+
+def _vocab_bytes(name: str, *, use_embedded: bool = True) -> bytes:
+    """The verified .tiktoken bytes of a known encoding: embedded copy first, then tiktoken's cache."""
+    spec = KNOWN[name]
+    tried = []
+    candidates = []
+    if use_embedded:
+        candidates.append(DATA_DIR / spec["file"])
+    key = hashlib.sha1((_BLOB + spec["file"]).encode()).hexdigest()
+    candidates += [d / key for d in _tiktoken_cache_dirs()]
+    for path in candidates:
+        if not path.is_file():
+            tried.append(f"{path} (missing)")
+            continue
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != spec["sha256"]:
+            tried.append(f"{path} (sha256 {digest[:12]}... does not match {spec['sha256'][:12]}...)")
+            continue
+        return data
+    raise FileNotFoundError(
+        f"no valid vocabulary for {name!r}; looked in: " + "; ".join(tried)
+        + ". Reinstall arrowtok, or set TIKTOKEN_CACHE_DIR to a tiktoken cache that holds it."
+    )
+
+
+class _Vocab:
+    """Owns the Zig vocabulary handle."""
+
+    def __init__(self, data: bytes, pattern: str, special_tokens: dict[str, int]):
+        if pattern not in PATTERNS:
+            raise ValueError(f"unknown pattern {pattern!r}; arrowtok has scanners for {sorted(PATTERNS)}")
+        h = C.c_void_p()
+        bad_line = C.c_uint64()
+        buf = C.create_string_buffer(data, len(data))
+        st = N.lib.at_vocab_load_tiktoken(buf, len(data), PATTERNS[pattern], C.byref(h), C.byref(bad_line))
+        if st != N.OK:
+            where = f" at line {bad_line.value}" if bad_line.value else ""
+            raise ValueError(
+                f"could not load the vocabulary: {N.STATUS.get(st, st)}{where} (a .tiktoken file holds lines "
+                "'base64(token) rank', with every single byte present and no duplicates)"
+            )
+        self.handle = h.value
+        names = list(special_tokens)
+        blob = b"".join(s.encode() for s in names)
+        offs = np.zeros(len(names) + 1, np.uint32)
+        offs[1:] = np.cumsum([len(s.encode()) for s in names]) if names else []
+        ids = np.array([special_tokens[s] for s in names], np.uint32)
+        self._blob = C.create_string_buffer(blob, max(len(blob), 1))
+        st = N.lib.at_vocab_set_specials(self.handle, self._blob, offs.ctypes.data, ids.ctypes.data, len(names))
+        if st != N.OK:
+            raise MemoryError("arrowtok: could not store special tokens")
+        self.n_ids = N.lib.at_vocab_n_ids(self.handle)
+
+    def __del__(self):
+        h, self.handle = getattr(self, "handle", None), None
+        if h:
+            N.lib.at_vocab_free(h)
+
+
+def default_threads() -> int:
+    env = os.environ.get("ARROWTOK_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _SpecialSet:
+    """Special tokens to recognise, packed for the Zig call."""
+
+    def __init__(self, tokens: dict[str, int]):
+        names = sorted(tokens)
+        enc = [s.encode() for s in names]
+        self.n = len(names)
+        self.blob = C.create_string_buffer(b"".join(enc), max(1, sum(map(len, enc))))
+        self.offs = np.zeros(self.n + 1, np.uint32)
+        if self.n:
+            self.offs[1:] = np.cumsum([len(e) for e in enc])
+        self.ids = np.array([tokens[s] for s in names], np.uint32)
+
+    def fill(self, opts: N.Options) -> None:
+        opts.n_special = self.n
+        if self.n:
+            opts.special_data = C.cast(self.blob, C.c_void_p)
+            opts.special_offs = self.offs.ctypes.data
+            opts.special_ids = self.ids.ctypes.data
+
+
+class Encoding:
+    """A BPE encoding. tiktoken's API for strings, plus `encode_arrow` & co. for Arrow columns."""
+
+    def __init__(self, name: str, *, vocab_data: bytes, pattern: str, special_tokens: dict[str, int]):
+        self.name = name
+        self.pattern = pattern
+        self._special_tokens = dict(special_tokens)
+        self._vocab = _Vocab(vocab_data, pattern, self._special_tokens)
+        self.max_token_value = max(self._vocab.n_ids - 1, max(self._special_tokens.values(), default=0))
+        self._special_token_values = set(self._special_tokens.values())
+        self._special_cache: dict[frozenset, _SpecialSet] = {}
+        self._lock = threading.Lock()
+
+    # ---- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_tiktoken_file(cls, path: str | os.PathLike, *, pattern: str, name: str | None = None,
+                           special_tokens: dict[str, int] | None = None) -> "Encoding":
+        """Load any .tiktoken file whose split pattern is one arrowtok knows (`cl100k_base`, `o200k_base`)."""
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"vocabulary file not found: {p}")
+        if special_tokens is None:
+            special_tokens = dict(KNOWN[pattern]["special_tokens"]) if pattern in KNOWN else {}
+        return cls(name or p.stem, vocab_data=p.read_bytes(), pattern=pattern, special_tokens=special_tokens)
+
+    def __repr__(self) -> str:
+        return f"<arrowtok.Encoding {self.name!r}>"
+
+    def __reduce__(self):
+        if self.name in KNOWN and _registry.get(self.name) is self:
+            return (get_encoding, (self.name,))
+        raise TypeError("only encodings from arrowtok.get_encoding can be pickled")
+
+    # ---- properties ---------------------------------------------------------------------
+
+    @property
+    def eot_token(self) -> int:
+        return self._special_tokens[ENDOFTEXT]
+
+    @functools.cached_property
+    def special_tokens_set(self) -> set[str]:
+        return set(self._special_tokens)
+
+    @property
+    def n_vocab(self) -> int:
+        return self.max_token_value + 1
+
+    def is_special_token(self, token: int) -> bool:
+        return token in self._special_token_values
+
+    # ---- special-token policy (tiktoken's rules) ----------------------------------------------
+
+    def _allowed(self, allowed_special) -> dict[str, int]:
+        if allowed_special == "all":
+            return self._special_tokens
+        if not allowed_special:
+            return {}
+        unknown = set(allowed_special) - self.special_tokens_set
+        if unknown:
+            raise ValueError(f"not special tokens of {self.name}: {sorted(unknown)}")
+        return {s: self._special_tokens[s] for s in allowed_special}
+
+    def _special_set(self, allowed: dict[str, int]) -> _SpecialSet | None:
+        if not allowed:
+            return None
+        key = frozenset(allowed)
+        s = self._special_cache.get(key)
+        if s is None:
+            s = self._special_cache.setdefault(key, _SpecialSet(allowed))
+        return s
+
+    def _disallowed(self, allowed: dict[str, int], disallowed_special) -> frozenset[str]:
+        if disallowed_special == "all":
+            return frozenset(self.special_tokens_set - set(allowed))
+        return frozenset(disallowed_special)
+
+    @staticmethod
+    def _check_disallowed(text: str, disallowed: frozenset[str]) -> None:
+        hits = [(text.find(t), t) for t in disallowed if t in text]
+        if hits:
+            pos = min(p for p, _ in hits)
+            token = max((t for p, t in hits if p == pos), key=len)
+            raise ValueError(
+                f"Encountered text corresponding to disallowed special token {token!r}.\n"
+                "If you want this text to be encoded as a special token, "
+                f"pass it to `allowed_special`, e.g. `allowed_special={{{token!r}, ...}}`.\n"
+                f"If you want this text to be encoded as normal text, disable the check for this token "
+                f"by passing `disallowed_special=(enc.special_tokens_set - {{{token!r}}})`.\n"
+                "To disable this check for all special tokens, pass `disallowed_special=()`.\n"
+            )
+
+    # ---- single strings ---------------------------------------------------------------------
+
+    def _encode_utf8(self, data: bytes, specials: _SpecialSet | None, errors: str = "strict") -> list[int]:
+        n = len(data)
+        if n == 0:
+            return []
+        cap = n * 3 if errors == "replace" else n
+        out = np.empty(cap, np.uint32)
+        opts = N.Options(threads=1, errors_replace=int(errors == "replace"))
+        if specials is not None:
+            specials.fill(opts)
+        got = C.c_int64()
+        bad = C.c_int64()
+        st = N.lib.at_encode_text(self._vocab.handle, data, n, C.byref(opts), out.ctypes.data, cap,
+                                  C.byref(got), C.byref(bad))
+        if st != N.OK:
+            if st == N.INVALID_UTF8:
+                raise ArrowtokError(f"invalid UTF-8 at byte offset {bad.value}", None, bad.value)
+            raise ArrowtokError(f"encode failed: {N.STATUS.get(st, st)}")
+        return out[: got.value].tolist()
+
+    @staticmethod
+    def _utf8(text: str) -> bytes:
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates: the same fix-up tiktoken applies (each becomes U+FFFD).
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode, treating special-token text as ordinary text (tiktoken's `encode_ordinary`)."""
+        return self._encode_utf8(self._utf8(text), None)
+
+    def encode(self, text: str, *, allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+               disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
+        """Encode like tiktoken's `Encoding.encode` (same defaults: special-token text raises ValueError)."""
+        allowed = self._allowed(allowed_special)
+        disallowed = self._disallowed(allowed, disallowed_special)
+        if disallowed:
+            self._check_disallowed(text, disallowed)
+        return self._encode_utf8(self._utf8(text), self._special_set(allowed))
+
+    def encode_bytes(self, data: bytes, *, errors: str = "strict") -> list[int]:
+        """Encode UTF-8 bytes. errors='replace' substitutes U+FFFD like bytes.decode('utf-8', 'replace')."""
+        return self._encode_utf8(bytes(data), None, errors)
+
+    def encode_ordinary_batch(self, texts: Sequence[str], *, num_threads: int | None = None) -> list[list[int]]:
+        return self.encode_batch(texts, num_threads=num_threads, disallowed_special=())
+
+    def encode_batch(self, texts: Sequence[str], *, num_threads: int | None = None,
+                     allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+                     disallowed_special: Literal["all"] | Collection[str] = "all") -> list[list[int]]:
+        """Encode many strings in one native call (threads inside Zig); tiktoken's `encode_batch`."""
+        allowed = self._allowed(allowed_special)
+        texts = list(texts)
+        disallowed = self._disallowed(allowed, disallowed_special)
+        if disallowed:
+            for t in texts:
+                self._check_disallowed(t, disallowed)
+        try:
+            col = pa.array(texts, type=pa.large_string())
+        except (UnicodeEncodeError, pa.ArrowInvalid):
+            col = pa.array([self._utf8(t) for t in texts], type=pa.large_binary())
+        res = self.encode_arrow(col, threads=num_threads, allowed_special=allowed or frozenset())
+        return _list_column_to_lists(res)
+
+    def encode_single_token(self, text_or_bytes: str | bytes) -> int:
+        b = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else bytes(text_or_bytes)
+        r = N.lib.at_vocab_rank(self._vocab.handle, b, len(b))
+        if r >= 0:
+            return int(r)
+        try:
+            s = b.decode("utf-8")
+        except UnicodeDecodeError:
+            s = None
+        if s is not None and s in self._special_tokens:
+            return self._special_tokens[s]
+        raise KeyError(b)
+
+    def decode_bytes(self, tokens: Sequence[int]) -> bytes:
+        ids = np.asarray(tokens, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() > 0xFFFFFFFF):
+            bad = int(np.flatnonzero((ids < 0) | (ids > 0xFFFFFFFF))[0])
+            raise KeyError(f"invalid token id {int(ids[bad])} at position {bad}")
+        ids = ids.astype(np.uint32)
+        cap = max(16, ids.size * 8)
+        while True:
+            out = C.create_string_buffer(cap)
+            needed = C.c_uint64()
+            bad = C.c_int64()
+            st = N.lib.at_decode_tokens(self._vocab.handle, ids.ctypes.data, ids.size, out, cap,
+                                        C.byref(needed), C.byref(bad))
+            if st == N.OK:
+                return out.raw[: needed.value]
+            if st == N.BUFFER_TOO_SMALL:
+                cap = int(needed.value)
+                continue
+            if st == N.UNKNOWN_TOKEN:
+                raise KeyError(f"invalid token id {int(ids[bad.value])} at position {bad.value}")
+            raise ArrowtokError(f"decode failed: {N.STATUS.get(st, st)}")
+
+    def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
+        return self.decode_bytes(tokens).decode("utf-8", errors=errors)
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        return self.decode_bytes([token])
+
+    def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
+        return [self.decode_single_token_bytes(t) for t in tokens]
+
+    def decode_batch(self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int | None = None) -> list[str]:
+        if errors == "replace":
+            col = pa.array(list(batch), type=pa.list_(pa.int32()))
+            return self.decode_arrow(col).to_pylist()
+        return [self.decode(t, errors=errors) for t in batch]
+
+    # ---- Arrow columns ----------------------------------------------------------------------
+
+    def encode_arrow(self, column, *, threads: int | None = None,
+                     allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+                     errors: Literal["strict", "replace"] = "strict", _max_chunk_values: int = 0):
+        """Encode an Arrow string column into a `list<int32>` column of token ids.
+
+        Accepts pyarrow string / large_string / string_view (and binary kinds, validated as UTF-8)
+        arrays, chunked arrays, and anything with `__arrow_c_array__` / `__arrow_c_stream__`
+        (Polars Series, DuckDB results, nanoarrow). Nulls stay null; "" gives []. Special-token text
+        is ordinary text unless `allowed_special` ("all" or a set) says otherwise. Invalid UTF-8
+        raises ArrowtokError naming the row and byte offset, or with errors="replace" becomes U+FFFD.
+        """
+        return encode_string_column(self, column, threads=_threads(threads), count_only=False,
+                                    specials=self._special_set(self._allowed(allowed_special)),
+                                    errors=errors, max_chunk_values=_max_chunk_values)
+
+    def count_tokens_arrow(self, column, *, threads: int | None = None,
+                           allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+                           errors: Literal["strict", "replace"] = "strict"):
+        """Token count per row (`uint32`, nulls stay null), without materialising the ids."""
+        return encode_string_column(self, column, threads=_threads(threads), count_only=True,
+                                    specials=self._special_set(self._allowed(allowed_special)),
+                                    errors=errors, max_chunk_values=0)
+
+    def decode_arrow(self, column):
+        """Decode a `list<int32>` (or list of any integer) column back into a `large_string` column.
+        Bytes that are not valid UTF-8 become U+FFFD (tiktoken's `decode` default)."""
+        return decode_list_column(self, column)
+
+
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        return default_threads()
+    t = int(threads)
+    if t < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return t
+
+
+def _list_column_to_lists(res) -> list[list[int]]:
+    chunks = res.chunks if isinstance(res, pa.ChunkedArray) else [res]
+    out: list[list[int]] = []
+    for ch in chunks:
+        offs = np.frombuffer(ch.buffers()[1], np.int32)[ch.offset: ch.offset + len(ch) + 1]
+        vals = ch.values.to_numpy(zero_copy_only=False).tolist()
+        o = offs.tolist()
+        out.extend(vals[o[i]:o[i + 1]] for i in range(len(ch)))
+    return out
+
+
+_registry: dict[str, Encoding] = {}
+_registry_lock = threading.Lock()
+
+
+def get_encoding(name: str) -> Encoding:
+    """The encoding called `name` (`cl100k_base`, `o200k_base`), loaded once per process."""
+    enc = _registry.get(name)
+    if enc is not None:
+        return enc
+    if name not in KNOWN:
+        raise ValueError(f"Unknown encoding {name!r}. Known encodings: {', '.join(list_encoding_names())}")
+    with _registry_lock:
+        enc = _registry.get(name)
+        if enc is None:
+            spec = KNOWN[name]
+            enc = Encoding(name, vocab_data=_vocab_bytes(name), pattern=spec["pattern"],
+                           special_tokens=spec["special_tokens"])
+            _registry[name] = enc
+    return enc

@@ -1,0 +1,480 @@
+//! Text -> token ids: special-token splitting, pretokenization, BPE; and the columnar job that
+//! runs it over an Arrow string column on the thread pool.
+const std = @import("std");
+const pretok = @import("pretok.zig");
+const vocab_mod = @import("vocab.zig");
+const utf8 = @import("utf8.zig");
+const pool = @import("pool.zig");
+const Vocab = vocab_mod.Vocab;
+
+pub const Status = enum(i32) {
+    ok = 0,
+    invalid_argument = 1,
+    out_of_memory = 2,
+    invalid_utf8 = 3,
+    too_large = 4,
+    unknown_token = 5,
+    bad_vocab = 6,
+    buffer_too_small = 7,
+};
+
+/// Special tokens recognised in the text (allowed_special); borrowed from the caller.
+pub const Specials = struct {
+    data: []const u8,
+    offs: []const u32,
+    ids: []const u32,
+    /// Set when every special starts with the same byte (then a SIMD byte search finds candidates).
+    common_first: ?u8,
+    first_set: [256]bool,
+
+    pub fn init(data: []const u8, offs: []const u32, ids: []const u32) Specials {
+        var s: Specials = .{ .data = data, .offs = offs, .ids = ids, .common_first = null, .first_set = @splat(false) };
+        var first: ?u8 = null;
+        var same = true;
+        for (0..ids.len) |k| {
+            const t = s.get(k);
+            if (t.len == 0) continue;
+            s.first_set[t[0]] = true;
+            if (first) |f| {
+                if (f != t[0]) same = false;
+            } else first = t[0];
+        }
+        if (same) s.common_first = first;
+        return s;
+    }
+    inline fn get(s: *const Specials, k: usize) []const u8 {
+        return s.data[s.offs[k]..s.offs[k + 1]];
+    }
+    /// Leftmost special occurrence at or after `from`: (position, index). Longest wins at a tie.
+    fn find(s: *const Specials, text: []const u8, from: usize) ?struct { pos: usize, k: usize } {
+        if (s.ids.len == 0) return null;
+        var p = from;
+        while (p < text.len) {
+            if (s.common_first) |f| {
+                p = std.mem.findScalarPos(u8, text, p, f) orelse return null;
+            } else if (!s.first_set[text[p]]) {
+                p += 1;
+                continue;
+            }
+            var best: ?usize = null;
+            var best_len: usize = 0;
+            for (0..s.ids.len) |k| {
+                const t = s.get(k);
+                if (t.len > best_len and std.mem.startsWith(u8, text[p..], t)) {
+                    best = k;
+                    best_len = t.len;
+                }
+            }
+            if (best) |k| return .{ .pos = p, .k = k };
+            p += 1;
+        }
+        return null;
+    }
+};
+
+/// Where tokens go: appended to `buf`, or (count_only) counted and dropped.
+pub const Sink = struct {
+    gpa: std.mem.Allocator,
+    buf: *std.ArrayList(u32),
+    count_only: bool,
+    count: u64 = 0,
+
+    inline fn piece(sk: *Sink, v: *const Vocab, p: []const u8, scratch: *vocab_mod.Scratch) !void {
+        if (sk.count_only) sk.buf.clearRetainingCapacity();
+        try sk.buf.ensureUnusedCapacity(sk.gpa, p.len);
+        const dst = sk.buf.unusedCapacitySlice();
+        const n = try vocab_mod.encodePiece(v, p, @ptrCast(dst), scratch);
+        if (!sk.count_only) sk.buf.items.len += n;
+        sk.count += n;
+    }
+    inline fn one(sk: *Sink, id: u32) !void {
+        if (!sk.count_only) try sk.buf.append(sk.gpa, id);
+        sk.count += 1;
+    }
+};
+
+fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
+    var pos: usize = 0;
+    while (pos < seg.len) {
+        const end = pretok.nextPieceEnd(pat, seg, pos);
+        try sink.piece(v, seg[pos..end], scratch);
+        pos = end;
+    }
+}
+
+pub fn encodeOrdinary(v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
+    if (seg.len == 0) return;
+    switch (v.pattern) {
+        inline else => |pat| try encodeOrdinaryWith(pat, v, seg, sink, scratch),
+    }
+}
+
+/// Encodes valid UTF-8 `text`, recognising `specials` (if any) as their ids.
+pub fn encodeText(v: *const Vocab, text: []const u8, specials: ?*const Specials, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
+    var start: usize = 0;
+    if (specials) |sp| {
+        while (sp.find(text, start)) |hit| {
+            try encodeOrdinary(v, text[start..hit.pos], sink, scratch);
+            try sink.one(sp.ids[hit.k]);
+            start = hit.pos + sp.get(hit.k).len;
+        }
+    }
+    try encodeOrdinary(v, text[start..], sink, scratch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrow columns
+
+pub const Layout = enum(u32) { offsets32 = 0, offsets64 = 1, view = 2 };
+
+/// An Arrow string/binary array as raw buffers (buffers are unsliced: row i is element
+/// arr_offset + i).
+pub const Input = extern struct {
+    layout: u32,
+    _pad: u32 = 0,
+    offsets: ?*const anyopaque,
+    data: ?[*]const u8,
+    validity: ?[*]const u8,
+    view_buffers: ?[*]const [*]const u8,
+    n_view_buffers: i64,
+    arr_offset: i64,
+    n_rows: i64,
+
+    inline fn isNull(in: *const Input, i: usize) bool {
+        const bm = in.validity orelse return false;
+        const k = @as(usize, @intCast(in.arr_offset)) + i;
+        return (bm[k >> 3] >> @intCast(k & 7)) & 1 == 0;
+    }
+
+    /// Bytes of row i (not checking validity).
+    inline fn row(in: *const Input, i: usize) []const u8 {
+        const k = @as(usize, @intCast(in.arr_offset)) + i;
+        switch (@as(Layout, @enumFromInt(in.layout))) {
+            .offsets32 => {
+                const o: [*]const i32 = @ptrCast(@alignCast(in.offsets.?));
+                const a: usize = @intCast(o[k]);
+                const b: usize = @intCast(o[k + 1]);
+                return in.data.?[a..b];
+            },
+            .offsets64 => {
+                const o: [*]const i64 = @ptrCast(@alignCast(in.offsets.?));
+                const a: usize = @intCast(o[k]);
+                const b: usize = @intCast(o[k + 1]);
+                return in.data.?[a..b];
+            },
+            .view => {
+                const views: [*]const [16]u8 = @ptrCast(in.offsets.?);
+                const vw = &views[k];
+                const len: usize = @intCast(std.mem.readInt(i32, vw[0..4], .little));
+                if (len <= 12) return vw[4 .. 4 + len];
+                const bi: usize = @intCast(std.mem.readInt(i32, vw[8..12], .little));
+                const off: usize = @intCast(std.mem.readInt(i32, vw[12..16], .little));
+                return in.view_buffers.?[bi][off .. off + len];
+            },
+        }
+    }
+
+    /// Checks the offsets/views against the given data sizes so no row can read out of bounds.
+    /// (Python passes buffer sizes; see at_check_input.)
+    fn rowLen(in: *const Input, i: usize) usize {
+        return in.row(i).len;
+    }
+};
+
+pub const Options = extern struct {
+    threads: u32,
+    count_only: u32,
+    errors_replace: u32,
+    n_special: u32,
+    max_chunk_values: i64,
+    special_data: ?[*]const u8,
+    special_offs: ?[*]const u32,
+    special_ids: ?[*]const u32,
+};
+
+pub const Output = extern struct {
+    handle: ?*anyopaque = null,
+    offsets: ?[*]i32 = null,
+    values: ?[*]u32 = null,
+    n_values: i64 = 0,
+    validity: ?[*]u8 = null,
+    null_count: i64 = 0,
+    chunk_rows: ?[*]i64 = null,
+    chunk_values: ?[*]i64 = null,
+    n_chunks: i64 = 0,
+    counts: ?[*]u32 = null,
+    total_tokens: i64 = 0,
+    err_row: i64 = -1,
+    err_offset: i64 = -1,
+    err_msg: [256]u8 = @splat(0),
+};
+
+/// Memory behind an Output; freed as one by at_result_free.
+pub const Owned = struct {
+    offsets: []i32 = &.{},
+    values: []u32 = &.{},
+    validity: []u8 = &.{},
+    chunk_rows: []i64 = &.{},
+    chunk_values: []i64 = &.{},
+    counts: []u32 = &.{},
+    bytes: []u8 = &.{},
+    offsets64: []i64 = &.{},
+
+    pub fn free(o: *Owned, gpa: std.mem.Allocator) void {
+        gpa.free(o.offsets);
+        gpa.free(o.values);
+        gpa.free(o.validity);
+        gpa.free(o.chunk_rows);
+        gpa.free(o.chunk_values);
+        gpa.free(o.counts);
+        gpa.free(o.bytes);
+        gpa.free(o.offsets64);
+        gpa.destroy(o);
+    }
+};
+
+const Task = struct {
+    row_begin: usize,
+    row_end: usize,
+    bytes: usize,
+    tokens: std.ArrayList(u32) = .empty,
+    status: Status = .ok,
+    err_row: usize = 0,
+    err_offset: usize = 0,
+};
+
+const Slot = struct {
+    scratch: vocab_mod.Scratch,
+    tmp: std.ArrayList(u32) = .empty,
+};
+
+const Ctx = struct {
+    gpa: std.mem.Allocator,
+    v: *const Vocab,
+    in: *const Input,
+    opts: *const Options,
+    specials: ?*const Specials,
+    tasks: []Task,
+    slots: []Slot,
+    counts: []u32,
+
+    fn runTask(ctx_ptr: *anyopaque, t: usize, worker: usize) void {
+        const ctx: *Ctx = @ptrCast(@alignCast(ctx_ptr));
+        ctx.doTask(&ctx.tasks[t], &ctx.slots[worker]) catch |e| {
+            ctx.tasks[t].status = switch (e) {
+                error.OutOfMemory => .out_of_memory,
+                error.TooLarge => .too_large,
+            };
+        };
+    }
+
+    fn doTask(ctx: *Ctx, task: *Task, slot: *Slot) error{ OutOfMemory, TooLarge }!void {
+        const count_only = ctx.opts.count_only != 0;
+        if (!count_only) try task.tokens.ensureTotalCapacity(ctx.gpa, @max(task.bytes, 1));
+        var sink: Sink = .{ .gpa = ctx.gpa, .buf = if (count_only) &slot.tmp else &task.tokens, .count_only = count_only };
+        var i = task.row_begin;
+        while (i < task.row_end) : (i += 1) {
+            if (ctx.in.isNull(i)) {
+                ctx.counts[i] = 0;
+                continue;
+            }
+            var text = ctx.in.row(i);
+            if (utf8.firstInvalid(text)) |bad| {
+                if (ctx.opts.errors_replace == 0) {
+                    task.status = .invalid_utf8;
+                    task.err_row = i;
+                    task.err_offset = bad;
+                    return;
+                }
+                try slot.scratch.text.resize(ctx.gpa, utf8.repairBound(text.len));
+                const n = utf8.repair(text, slot.scratch.text.items);
+                text = slot.scratch.text.items[0..n];
+            }
+            const before = sink.count;
+            try encodeText(ctx.v, text, ctx.specials, &sink, &slot.scratch);
+            const c = sink.count - before;
+            if (c > std.math.maxInt(u32)) {
+                task.status = .too_large;
+                task.err_row = i;
+                return;
+            }
+            ctx.counts[i] = @intCast(c);
+        }
+    }
+};
+
+fn setErr(out: *Output, comptime fmt: []const u8, args: anytype) void {
+    const s = std.fmt.bufPrint(out.err_msg[0 .. out.err_msg.len - 1], fmt, args) catch out.err_msg[0 .. out.err_msg.len - 1];
+    out.err_msg[s.len] = 0;
+}
+
+/// Encodes (or counts) a column. On success fills `out` (owner in out.handle).
+pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, opts: *const Options, out: *Output) Status {
+    out.* = .{};
+    if (in.n_rows < 0 or in.arr_offset < 0) return .invalid_argument;
+    const n: usize = @intCast(in.n_rows);
+    if (n > 0 and in.offsets == null) return .invalid_argument;
+    if (in.layout > 2) return .invalid_argument;
+    if (in.layout != 2 and n > 0 and in.data == null) {
+        // An all-empty column may have no data buffer; check the offsets say so.
+        var i: usize = 0;
+        while (i < n) : (i += 1) if (!in.isNull(i) and in.rowLen(i) != 0) return .invalid_argument;
+    }
+    var specials_storage: Specials = undefined;
+    var specials: ?*const Specials = null;
+    if (opts.n_special > 0) {
+        const ns = opts.n_special;
+        const offs = opts.special_offs orelse return .invalid_argument;
+        specials_storage = Specials.init((opts.special_data orelse return .invalid_argument)[0..offs[ns]], offs[0 .. ns + 1], (opts.special_ids orelse return .invalid_argument)[0..ns]);
+        specials = &specials_storage;
+    }
+
+    const owned = gpa.create(Owned) catch return .out_of_memory;
+    owned.* = .{};
+    var ok = false;
+    defer if (!ok) owned.free(gpa);
+
+    owned.counts = gpa.alloc(u32, n) catch return .out_of_memory;
+    const counts = owned.counts;
+
+    // Split rows into tasks of roughly equal bytes.
+    var total_bytes: usize = 0;
+    for (0..n) |i| {
+        if (!in.isNull(i)) total_bytes += in.rowLen(i);
+    }
+    const threads: usize = pool.slotCount(if (opts.threads == 0) 1 else opts.threads);
+    const target: usize = if (threads <= 1 or total_bytes < (256 << 10))
+        @max(total_bytes, 1)
+    else
+        @max(@as(usize, 32 << 10), @min(@as(usize, 4 << 20), total_bytes / (threads * 16) + 1));
+    var tasks: std.ArrayList(Task) = .empty;
+    defer {
+        for (tasks.items) |*t| t.tokens.deinit(gpa);
+        tasks.deinit(gpa);
+    }
+    {
+        var begin: usize = 0;
+        var acc: usize = 0;
+        for (0..n) |i| {
+            if (!in.isNull(i)) acc += in.rowLen(i);
+            if (acc >= target or i + 1 == n) {
+                tasks.append(gpa, .{ .row_begin = begin, .row_end = i + 1, .bytes = acc }) catch return .out_of_memory;
+                begin = i + 1;
+                acc = 0;
+            }
+        }
+    }
+    const slots = gpa.alloc(Slot, threads) catch return .out_of_memory;
+    defer {
+        for (slots) |*s| {
+            s.scratch.deinit();
+            s.tmp.deinit(gpa);
+        }
+        gpa.free(slots);
+    }
+    for (slots) |*s| s.* = .{ .scratch = vocab_mod.Scratch.init(gpa) };
+
+    var ctx: Ctx = .{ .gpa = gpa, .v = v, .in = in, .opts = opts, .specials = specials, .tasks = tasks.items, .slots = slots, .counts = counts };
+    var job: pool.Job = .{ .ctx = &ctx, .run = Ctx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
+    pool.run(&job, threads);
+
+    for (tasks.items) |*t| {
+        if (t.status != .ok) {
+            out.err_row = @intCast(t.err_row);
+            out.err_offset = @intCast(t.err_offset);
+            switch (t.status) {
+                .invalid_utf8 => setErr(out, "row {d}: invalid UTF-8 at byte offset {d}", .{ t.err_row, t.err_offset }),
+                .too_large => setErr(out, "row {d}: too large (a row must have fewer than 2**32 tokens and pieces under 4 GiB)", .{t.err_row}),
+                .out_of_memory => setErr(out, "out of memory", .{}),
+                else => setErr(out, "internal error", .{}),
+            }
+            return t.status;
+        }
+    }
+
+    // Validity (re-based to offset 0).
+    var null_count: usize = 0;
+    if (in.validity != null) {
+        for (0..n) |i| {
+            if (in.isNull(i)) null_count += 1;
+        }
+        if (null_count > 0) {
+            owned.validity = gpa.alloc(u8, (n + 7) / 8) catch return .out_of_memory;
+            @memset(owned.validity, 0);
+            for (0..n) |i| {
+                if (!in.isNull(i)) owned.validity[i >> 3] |= @as(u8, 1) << @intCast(i & 7);
+            }
+            out.validity = owned.validity.ptr;
+        }
+    }
+    out.null_count = @intCast(null_count);
+
+    var total: u64 = 0;
+    for (counts) |c| total += c;
+    out.total_tokens = @intCast(total);
+    out.counts = counts.ptr;
+
+    if (opts.count_only == 0) {
+        const max_chunk: u64 = if (opts.max_chunk_values > 0) @intCast(opts.max_chunk_values) else std.math.maxInt(i32);
+        // Chunk boundaries so that each chunk's int32 offsets stay within max_chunk.
+        var n_chunks: usize = 1;
+        {
+            var acc: u64 = 0;
+            for (counts, 0..) |c, i| {
+                if (c > max_chunk) {
+                    out.err_row = @intCast(i);
+                    setErr(out, "row {d}: {d} tokens do not fit one list<int32> (limit {d})", .{ i, c, max_chunk });
+                    return .too_large;
+                }
+                if (acc + c > max_chunk) {
+                    n_chunks += 1;
+                    acc = 0;
+                }
+                acc += c;
+            }
+        }
+        owned.offsets = gpa.alloc(i32, n + n_chunks) catch return .out_of_memory;
+        owned.chunk_rows = gpa.alloc(i64, n_chunks + 1) catch return .out_of_memory;
+        owned.chunk_values = gpa.alloc(i64, n_chunks + 1) catch return .out_of_memory;
+        {
+            var acc: u64 = 0; // within chunk
+            var base: u64 = 0; // values before this chunk
+            var ch: usize = 0;
+            owned.chunk_rows[0] = 0;
+            owned.chunk_values[0] = 0;
+            owned.offsets[0] = 0;
+            for (counts, 0..) |c, i| {
+                if (acc + c > max_chunk) {
+                    base += acc;
+                    acc = 0;
+                    ch += 1;
+                    owned.chunk_rows[ch] = @intCast(i);
+                    owned.chunk_values[ch] = @intCast(base);
+                    owned.offsets[i + ch] = 0;
+                }
+                acc += c;
+                owned.offsets[i + ch + 1] = @intCast(acc);
+            }
+            owned.chunk_rows[n_chunks] = @intCast(n);
+            owned.chunk_values[n_chunks] = @intCast(total);
+        }
+        owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
+        var pos: usize = 0;
+        for (tasks.items) |*t| {
+            @memcpy(owned.values[pos..][0..t.tokens.items.len], t.tokens.items);
+            pos += t.tokens.items.len;
+            t.tokens.deinit(gpa); // free as we go: peak stays near one copy
+            t.tokens = .empty;
+        }
+        std.debug.assert(pos == total);
+        out.offsets = owned.offsets.ptr;
+        out.values = owned.values.ptr;
+        out.n_values = @intCast(total);
+        out.chunk_rows = owned.chunk_rows.ptr;
+        out.chunk_values = owned.chunk_values.ptr;
+        out.n_chunks = @intCast(n_chunks);
+    }
+    out.handle = owned;
+    ok = true;
+    return .ok;
+}

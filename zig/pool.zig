@@ -1,0 +1,114 @@
+//! A persistent pool of worker threads for data-parallel jobs.
+//!
+//! One job runs at a time. The submitting thread takes part in its own job, and workers join
+//! until `max_helpers` have. A second caller that finds the pool busy runs its job inline on its
+//! own thread instead of waiting, so concurrent Python threads never block one another.
+//! After `fork()` the child must call `forget()` (threads do not survive fork); the old state is
+//! leaked on purpose, since its mutexes may be held by threads that no longer exist.
+const std = @import("std");
+const c = std.c;
+
+pub const Job = struct {
+    ctx: *anyopaque,
+    run: *const fn (ctx: *anyopaque, task: usize, worker: usize) void,
+    n_tasks: usize,
+    next_task: std.atomic.Value(usize) = .init(0),
+    max_helpers: usize,
+    helpers: usize = 0, // guarded by Pool.mu
+
+    fn work(j: *Job, worker: usize) void {
+        while (true) {
+            const t = j.next_task.fetchAdd(1, .monotonic);
+            if (t >= j.n_tasks) return;
+            j.run(j.ctx, t, worker);
+        }
+    }
+};
+
+const max_workers = 256;
+
+const State = struct {
+    submit_mu: c.pthread_mutex_t = .{},
+    mu: c.pthread_mutex_t = .{},
+    cv_work: c.pthread_cond_t = .{},
+    cv_done: c.pthread_cond_t = .{},
+    generation: u64 = 0,
+    job: ?*Job = null,
+    inside: usize = 0,
+    n_started: usize = 0,
+};
+
+var state_storage: State = .{};
+var state: *State = &state_storage;
+
+fn workerMain(s: *State) void {
+    _ = c.pthread_mutex_lock(&s.mu);
+    var seen: u64 = s.generation;
+    while (true) {
+        while (s.generation == seen) _ = c.pthread_cond_wait(&s.cv_work, &s.mu);
+        seen = s.generation;
+        const j = s.job orelse continue;
+        if (j.helpers >= j.max_helpers) continue;
+        j.helpers += 1;
+        const slot = j.helpers;
+        s.inside += 1;
+        _ = c.pthread_mutex_unlock(&s.mu);
+        j.work(slot);
+        _ = c.pthread_mutex_lock(&s.mu);
+        s.inside -= 1;
+        if (s.inside == 0) _ = c.pthread_cond_signal(&s.cv_done);
+    }
+}
+
+/// Runs `job` on up to `threads` threads (the caller included). Workers are started lazily.
+/// Slot 0 is the caller; helpers get slots 1..threads-1 (unique within this job).
+pub fn run(job: *Job, threads: usize) void {
+    const want = @min(@max(threads, 1), max_workers);
+    if (want <= 1 or job.n_tasks <= 1) {
+        job.max_helpers = 0;
+        job.work(0);
+        return;
+    }
+    const s = state;
+    if (c.pthread_mutex_trylock(&s.submit_mu) != .SUCCESS) {
+        // Another caller holds the pool: do our job alone rather than wait.
+        job.max_helpers = 0;
+        job.work(0);
+        return;
+    }
+    defer _ = c.pthread_mutex_unlock(&s.submit_mu);
+    _ = c.pthread_mutex_lock(&s.mu);
+    while (s.n_started < want - 1) {
+        const t = std.Thread.spawn(.{ .stack_size = 1 << 20 }, workerMain, .{s}) catch break;
+        t.detach();
+        s.n_started += 1;
+    }
+    job.max_helpers = @min(want - 1, s.n_started);
+    s.job = job;
+    s.generation +%= 1;
+    _ = c.pthread_cond_broadcast(&s.cv_work);
+    _ = c.pthread_mutex_unlock(&s.mu);
+
+    job.work(0);
+
+    _ = c.pthread_mutex_lock(&s.mu);
+    s.job = null;
+    while (s.inside > 0) _ = c.pthread_cond_wait(&s.cv_done, &s.mu);
+    _ = c.pthread_mutex_unlock(&s.mu);
+}
+
+/// Worker slots a job may see: indices are < this.
+pub fn slotCount(threads: usize) usize {
+    return @min(@max(threads, 1), max_workers);
+}
+
+/// Called in a forked child: start from a fresh state (the old one is leaked).
+pub fn forget() void {
+    const fresh = std.heap.c_allocator.create(State) catch {
+        state_storage = .{};
+        state = &state_storage;
+        return;
+    };
+    fresh.* = .{};
+    state = fresh;
+}

@@ -1,0 +1,192 @@
+//! arrowtok C ABI. Every export returns a status (see encode.Status) and never panics across the
+//! boundary: errors become codes plus a message in the caller's output struct. Handles (vocab,
+//! results) are owned by the caller and freed with the matching *_free call.
+const std = @import("std");
+const builtin = @import("builtin");
+const pretok = @import("pretok.zig");
+const vocab_mod = @import("vocab.zig");
+const enc = @import("encode.zig");
+const dec = @import("decode.zig");
+const pool = @import("pool.zig");
+const utf8 = @import("utf8.zig");
+const Vocab = vocab_mod.Vocab;
+const Status = enc.Status;
+
+const gpa = std.heap.c_allocator;
+
+comptime {
+    _ = pretok; // pretok.zig exports at_pretokenize (tests)
+}
+
+const abi_version: u32 = 1;
+
+export fn at_abi_version() u32 {
+    return abi_version;
+}
+
+export fn at_cpu_name() [*:0]const u8 {
+    return std.fmt.comptimePrint("{s}", .{builtin.cpu.model.name});
+}
+
+/// Loads a .tiktoken file's contents. pattern: 0 = cl100k, 1 = o200k.
+/// On a parse error, *bad_line gets the 1-based line number (0 if not line-specific).
+export fn at_vocab_load_tiktoken(data: ?[*]const u8, len: usize, pattern: u32, out: *?*Vocab, bad_line: *u64) i32 {
+    out.* = null;
+    bad_line.* = 0;
+    if (pattern > 1) return @intFromEnum(Status.invalid_argument);
+    const d = data orelse return @intFromEnum(Status.invalid_argument);
+    const pat: pretok.Pattern = @enumFromInt(@as(u8, @intCast(pattern)));
+    const v = vocab_mod.loadTiktoken(gpa, pat, d[0..len], bad_line) catch |e| return switch (e) {
+        error.OutOfMemory => @intFromEnum(Status.out_of_memory),
+        else => @intFromEnum(Status.bad_vocab),
+    };
+    out.* = v;
+    return 0;
+}
+
+/// Why the last at_vocab_load_tiktoken failed, for messages: 1 bad line, 2 duplicate, 3 missing byte, 4 too large.
+export fn at_vocab_set_specials(v: ?*Vocab, data: ?[*]const u8, offs: ?[*]const u32, ids: ?[*]const u32, n: u32) i32 {
+    const vv = v orelse return @intFromEnum(Status.invalid_argument);
+    if (n == 0) {
+        vocab_mod.setSpecials(vv, &.{}, &[_]u32{0}, &.{}) catch return @intFromEnum(Status.out_of_memory);
+        return 0;
+    }
+    const o = offs orelse return @intFromEnum(Status.invalid_argument);
+    const d = data orelse return @intFromEnum(Status.invalid_argument);
+    const i = ids orelse return @intFromEnum(Status.invalid_argument);
+    vocab_mod.setSpecials(vv, d[0..o[n]], o[0 .. n + 1], i[0..n]) catch return @intFromEnum(Status.out_of_memory);
+    return 0;
+}
+
+export fn at_vocab_free(v: ?*Vocab) void {
+    if (v) |vv| vv.deinit();
+}
+
+export fn at_vocab_n_ids(v: ?*const Vocab) u32 {
+    return if (v) |vv| vv.n_ids else 0;
+}
+
+export fn at_vocab_max_token_len(v: ?*const Vocab) u64 {
+    return if (v) |vv| vv.max_token_len else 0;
+}
+
+/// Rank of a byte string (for `encode_single_token`), or -1.
+export fn at_vocab_rank(v: ?*const Vocab, data: ?[*]const u8, len: usize) i64 {
+    const vv = v orelse return -1;
+    if (len == 0) return -1;
+    const d = data orelse return -1;
+    const r = vv.rank(d[0..len]);
+    return if (r == vocab_mod.no_rank) -1 else r;
+}
+
+/// Encodes one text. out_tokens must hold `cap` ids; tokens <= bytes (errors=replace: <= 3 * bytes).
+export fn at_encode_text(
+    v: ?*const Vocab,
+    data: ?[*]const u8,
+    len: usize,
+    opts: *const enc.Options,
+    out_tokens: ?[*]u32,
+    cap: usize,
+    out_n: *i64,
+    err_offset: *i64,
+) i32 {
+    out_n.* = 0;
+    err_offset.* = -1;
+    const vv = v orelse return @intFromEnum(Status.invalid_argument);
+    if (len == 0) return 0;
+    const d = data orelse return @intFromEnum(Status.invalid_argument);
+    const dst = out_tokens orelse return @intFromEnum(Status.invalid_argument);
+    var text = d[0..len];
+    var scratch = vocab_mod.Scratch.init(gpa);
+    defer scratch.deinit();
+    if (utf8.firstInvalid(text)) |bad| {
+        if (opts.errors_replace == 0) {
+            err_offset.* = @intCast(bad);
+            return @intFromEnum(Status.invalid_utf8);
+        }
+        scratch.text.resize(gpa, utf8.repairBound(len)) catch return @intFromEnum(Status.out_of_memory);
+        text = scratch.text.items[0..utf8.repair(text, scratch.text.items)];
+    }
+    if (cap < text.len) return @intFromEnum(Status.buffer_too_small);
+    var buf: std.ArrayList(u32) = .initBuffer(dst[0..cap]);
+    // The sink must not reallocate caller memory: capacity >= text.len >= tokens, and
+    // encodePiece only asks for piece.len more.
+    var specials_storage: enc.Specials = undefined;
+    var specials: ?*const enc.Specials = null;
+    if (opts.n_special > 0) {
+        const ns = opts.n_special;
+        const offs = opts.special_offs orelse return @intFromEnum(Status.invalid_argument);
+        specials_storage = enc.Specials.init((opts.special_data orelse return @intFromEnum(Status.invalid_argument))[0..offs[ns]], offs[0 .. ns + 1], (opts.special_ids orelse return @intFromEnum(Status.invalid_argument))[0..ns]);
+        specials = &specials_storage;
+    }
+    var sink: enc.Sink = .{ .gpa = failing_alloc, .buf = &buf, .count_only = false };
+    enc.encodeText(vv, text, specials, &sink, &scratch) catch return @intFromEnum(Status.out_of_memory);
+    out_n.* = @intCast(buf.items.len);
+    return 0;
+}
+
+const failing_alloc = std.mem.Allocator{ .ptr = undefined, .vtable = &std.mem.Allocator.VTable{
+    .alloc = struct {
+        fn f(_: *anyopaque, _: usize, _: std.mem.Alignment, _: usize) ?[*]u8 {
+            return null;
+        }
+    }.f,
+    .resize = std.mem.Allocator.noResize,
+    .remap = std.mem.Allocator.noRemap,
+    .free = std.mem.Allocator.noFree,
+} };
+
+/// Encodes or counts an Arrow string/binary column. See encode.Input / Options / Output.
+export fn at_encode_column(v: ?*const Vocab, in: ?*const enc.Input, opts: ?*const enc.Options, out: ?*enc.Output) i32 {
+    const o = out orelse return @intFromEnum(Status.invalid_argument);
+    const vv = v orelse return @intFromEnum(Status.invalid_argument);
+    const i = in orelse return @intFromEnum(Status.invalid_argument);
+    const op = opts orelse return @intFromEnum(Status.invalid_argument);
+    return @intFromEnum(enc.encodeColumn(gpa, vv, i, op, o));
+}
+
+export fn at_decode_column(v: ?*const Vocab, in: ?*const dec.ListInput, out: ?*dec.DecodeOutput) i32 {
+    const o = out orelse return @intFromEnum(Status.invalid_argument);
+    const vv = v orelse return @intFromEnum(Status.invalid_argument);
+    const i = in orelse return @intFromEnum(Status.invalid_argument);
+    return @intFromEnum(dec.decodeColumn(gpa, vv, i, o));
+}
+
+/// Decodes ids to bytes (no UTF-8 repair). Writes at most cap bytes; *needed gets the full size
+/// (call again with a larger buffer when needed > cap). *bad_index gets the index of an unknown id.
+export fn at_decode_tokens(v: ?*const Vocab, ids: ?[*]const u32, n: usize, out: ?[*]u8, cap: usize, needed: *u64, bad_index: *i64) i32 {
+    needed.* = 0;
+    bad_index.* = -1;
+    const vv = v orelse return @intFromEnum(Status.invalid_argument);
+    if (n == 0) return 0;
+    const p = ids orelse return @intFromEnum(Status.invalid_argument);
+    var total: usize = 0;
+    for (p[0..n], 0..) |id, k| {
+        const b = vv.idBytes(id) orelse {
+            bad_index.* = @intCast(k);
+            return @intFromEnum(Status.unknown_token);
+        };
+        if (out) |o| {
+            if (total + b.len <= cap) @memcpy(o[total..][0..b.len], b);
+        }
+        total += b.len;
+    }
+    needed.* = total;
+    return if (total > cap) @intFromEnum(Status.buffer_too_small) else 0;
+}
+
+export fn at_result_free(handle: ?*anyopaque) void {
+    const h: *enc.Owned = @ptrCast(@alignCast(handle orelse return));
+    h.free(gpa);
+}
+
+/// In a forked child: drop the parent's thread pool state (its threads do not exist here).
+export fn at_after_fork_child() void {
+    pool.forget();
+}
+
+test {
+    std.testing.refAllDecls(@This());
+    _ = utf8;
+    _ = vocab_mod;
+}

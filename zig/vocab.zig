@@ -1,0 +1,428 @@
+//! Vocabulary (token bytes <-> rank) and tiktoken's byte-pair merge.
+//!
+//! The vocabulary is immutable after `load`, so any number of threads may encode with it at once.
+//! Ranks are token ids (true for every tiktoken file). Lookups go through an open-addressing table
+//! of (hash tag, id) words keyed by the token bytes, which live once in one contiguous buffer.
+//!
+//! Merge rule (tiktoken `_byte_pair_merge`): start from single bytes; repeatedly merge the adjacent
+//! pair whose concatenation has the lowest rank, the leftmost one on ties; stop when no adjacent
+//! pair is a token. Short pieces use tiktoken's O(n^2) scan over a small stack array (fast for the
+//! common case); long pieces use a binary heap of (rank, start) plus a linked list, O(n log n),
+//! which yields the same merges because the pair order (rank, then start offset) is a total order
+//! that the scan also follows.
+const std = @import("std");
+const pretok = @import("pretok.zig");
+
+pub const no_rank: u32 = std.math.maxInt(u32);
+const empty_slot: u64 = std.math.maxInt(u64);
+
+pub const LoadError = error{ OutOfMemory, BadLine, DuplicateToken, MissingByte, TooLarge };
+
+pub const Vocab = struct {
+    gpa: std.mem.Allocator,
+    pattern: pretok.Pattern,
+    /// Token bytes of id k are bytes[offs[k]..offs[k+1]] (empty for an unused id).
+    bytes: []u8,
+    offs: []u32,
+    /// slots[i] = (hash tag << 32) | id, or empty_slot.
+    slots: []u64,
+    mask: usize,
+    byte_rank: [256]u32,
+    max_token_len: usize,
+    n_ids: u32,
+    /// Special tokens (for decode): id -> bytes.
+    special_ids: []u32,
+    special_bytes: []u8,
+    special_offs: []u32,
+
+    pub fn deinit(v: *Vocab) void {
+        const gpa = v.gpa;
+        gpa.free(v.bytes);
+        gpa.free(v.offs);
+        gpa.free(v.slots);
+        gpa.free(v.special_ids);
+        gpa.free(v.special_bytes);
+        gpa.free(v.special_offs);
+        gpa.destroy(v);
+    }
+
+    pub inline fn tokenBytes(v: *const Vocab, id: u32) []const u8 {
+        return v.bytes[v.offs[id]..v.offs[id + 1]];
+    }
+
+    /// Rank of `s`, or no_rank if `s` is not a token.
+    pub inline fn rank(v: *const Vocab, s: []const u8) u32 {
+        if (s.len > v.max_token_len or s.len == 0) return no_rank;
+        const h = hashBytes(s);
+        const tag: u32 = @truncate(h >> 32);
+        var i: usize = @as(usize, @truncate(h)) & v.mask;
+        while (true) {
+            const e = v.slots[i];
+            if (e == empty_slot) return no_rank;
+            if (@as(u32, @truncate(e >> 32)) == tag) {
+                const id: u32 = @truncate(e);
+                const t = v.tokenBytes(id);
+                if (t.len == s.len and std.mem.eql(u8, t, s)) return id;
+            }
+            i = (i + 1) & v.mask;
+        }
+    }
+
+    /// Bytes of any id (ordinary or special), or null if the id is unknown.
+    pub fn idBytes(v: *const Vocab, id: u32) ?[]const u8 {
+        if (id < v.n_ids) {
+            const t = v.tokenBytes(id);
+            if (t.len > 0) return t;
+        }
+        for (v.special_ids, 0..) |sid, k| {
+            if (sid == id) return v.special_bytes[v.special_offs[k]..v.special_offs[k + 1]];
+        }
+        return null;
+    }
+};
+
+inline fn read64(p: []const u8) u64 {
+    return std.mem.readInt(u64, p[0..8], .little);
+}
+inline fn read32(p: []const u8) u64 {
+    return std.mem.readInt(u32, p[0..4], .little);
+}
+
+/// Fast hash for short byte strings (tokens are short); Wyhash beyond 16 bytes.
+pub inline fn hashBytes(s: []const u8) u64 {
+    const n = s.len;
+    var a: u64 = undefined;
+    var b: u64 = undefined;
+    if (n <= 3) {
+        if (n == 0) return 0x9E3779B97F4A7C15;
+        a = @as(u64, s[0]) | (@as(u64, s[n >> 1]) << 8) | (@as(u64, s[n - 1]) << 16);
+        b = 0;
+    } else if (n <= 8) {
+        a = read32(s) | (read32(s[n - 4 ..]) << 32);
+        b = 0;
+    } else if (n <= 16) {
+        a = read64(s);
+        b = read64(s[n - 8 ..]);
+    } else {
+        return std.hash.Wyhash.hash(0x1234, s);
+    }
+    const m: u128 = @as(u128, a ^ 0xA0761D6478BD642F) *% @as(u128, b ^ 0xE7037ED1A0B428DB ^ @as(u64, n));
+    return @as(u64, @truncate(m)) ^ @as(u64, @truncate(m >> 64));
+}
+
+fn decodeBase64(src: []const u8, dst: []u8) !usize {
+    const dec = std.base64.standard.Decoder;
+    const n = dec.calcSizeForSlice(src) catch return error.BadLine;
+    if (n > dst.len) return error.BadLine;
+    dec.decode(dst[0..n], src) catch return error.BadLine;
+    return n;
+}
+
+/// Parses a `.tiktoken` file (lines of `base64(token) SP rank`).
+/// On error, `bad_line` receives the 1-based line number.
+pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []const u8, bad_line: *u64) LoadError!*Vocab {
+    // Pass 1: count lines and the maximum rank.
+    var n_lines: usize = 0;
+    var max_rank: u64 = 0;
+    var it = std.mem.splitScalar(u8, text, '\n');
+    var tmp: [1024]u8 = undefined;
+    var total_bytes: usize = 0;
+    var line_no: u64 = 0;
+    while (it.next()) |raw| {
+        line_no += 1;
+        const line = std.mem.trimEnd(u8, raw, "\r");
+        if (line.len == 0) continue;
+        const sp = std.mem.findScalar(u8, line, ' ') orelse {
+            bad_line.* = line_no;
+            return error.BadLine;
+        };
+        const r = std.fmt.parseInt(u32, line[sp + 1 ..], 10) catch {
+            bad_line.* = line_no;
+            return error.BadLine;
+        };
+        if (r >= (1 << 30)) {
+            bad_line.* = line_no;
+            return error.TooLarge;
+        }
+        const blen = decodeBase64(line[0..sp], &tmp) catch {
+            bad_line.* = line_no;
+            return error.BadLine;
+        };
+        if (blen == 0) {
+            bad_line.* = line_no;
+            return error.BadLine;
+        }
+        total_bytes += blen;
+        max_rank = @max(max_rank, r);
+        n_lines += 1;
+    }
+    const n_ids: u32 = @intCast(max_rank + 1);
+
+    const v = try gpa.create(Vocab);
+    errdefer gpa.destroy(v);
+    v.* = .{
+        .gpa = gpa,
+        .pattern = pattern,
+        .bytes = &.{},
+        .offs = &.{},
+        .slots = &.{},
+        .mask = 0,
+        .byte_rank = @splat(no_rank),
+        .max_token_len = 0,
+        .n_ids = n_ids,
+        .special_ids = &.{},
+        .special_bytes = &.{},
+        .special_offs = &.{},
+    };
+    // Lengths by id first (so the byte buffer is in id order).
+    const lens = try gpa.alloc(u32, n_ids);
+    defer gpa.free(lens);
+    @memset(lens, 0);
+    it = std.mem.splitScalar(u8, text, '\n');
+    line_no = 0;
+    while (it.next()) |raw| {
+        line_no += 1;
+        const line = std.mem.trimEnd(u8, raw, "\r");
+        if (line.len == 0) continue;
+        const sp = std.mem.findScalar(u8, line, ' ').?;
+        const r = std.fmt.parseInt(u32, line[sp + 1 ..], 10) catch unreachable;
+        const blen = decodeBase64(line[0..sp], &tmp) catch unreachable;
+        if (lens[r] != 0) {
+            bad_line.* = line_no;
+            return error.DuplicateToken;
+        }
+        lens[r] = @intCast(blen);
+    }
+    v.offs = try gpa.alloc(u32, @as(usize, n_ids) + 1);
+    errdefer gpa.free(v.offs);
+    var acc: u32 = 0;
+    for (lens, 0..) |l, k| {
+        v.offs[k] = acc;
+        acc += l;
+        v.max_token_len = @max(v.max_token_len, l);
+    }
+    v.offs[n_ids] = acc;
+    v.bytes = try gpa.alloc(u8, total_bytes);
+    errdefer gpa.free(v.bytes);
+    it = std.mem.splitScalar(u8, text, '\n');
+    while (it.next()) |raw| {
+        const line = std.mem.trimEnd(u8, raw, "\r");
+        if (line.len == 0) continue;
+        const sp = std.mem.findScalar(u8, line, ' ').?;
+        const r = std.fmt.parseInt(u32, line[sp + 1 ..], 10) catch unreachable;
+        _ = decodeBase64(line[0..sp], v.bytes[v.offs[r]..v.offs[r + 1]]) catch unreachable;
+    }
+    // Hash table at load factor <= 1/2.
+    var cap: usize = 16;
+    while (cap < n_lines * 2) cap <<= 1;
+    v.slots = try gpa.alloc(u64, cap);
+    errdefer gpa.free(v.slots);
+    @memset(v.slots, empty_slot);
+    v.mask = cap - 1;
+    var id: u32 = 0;
+    while (id < n_ids) : (id += 1) {
+        const t = v.tokenBytes(id);
+        if (t.len == 0) continue;
+        if (v.rank(t) != no_rank) {
+            bad_line.* = 0;
+            return error.DuplicateToken;
+        }
+        const h = hashBytes(t);
+        var i: usize = @as(usize, @truncate(h)) & v.mask;
+        while (v.slots[i] != empty_slot) i = (i + 1) & v.mask;
+        v.slots[i] = (@as(u64, @as(u32, @truncate(h >> 32))) << 32) | id;
+        if (t.len == 1) v.byte_rank[t[0]] = id;
+    }
+    for (v.byte_rank) |r| if (r == no_rank) return error.MissingByte;
+    v.special_ids = try gpa.alloc(u32, 0);
+    v.special_bytes = try gpa.alloc(u8, 0);
+    v.special_offs = try gpa.alloc(u32, 1);
+    v.special_offs[0] = 0;
+    return v;
+}
+
+pub fn setSpecials(v: *Vocab, data: []const u8, offs: []const u32, ids: []const u32) !void {
+    const gpa = v.gpa;
+    const new_ids = try gpa.dupe(u32, ids);
+    errdefer gpa.free(new_ids);
+    const new_bytes = try gpa.dupe(u8, data);
+    errdefer gpa.free(new_bytes);
+    const new_offs = try gpa.dupe(u32, offs);
+    gpa.free(v.special_ids);
+    gpa.free(v.special_bytes);
+    gpa.free(v.special_offs);
+    v.special_ids = new_ids;
+    v.special_bytes = new_bytes;
+    v.special_offs = new_offs;
+}
+
+/// Scratch memory for one encoding thread. Grows to the longest piece seen; never shrinks
+/// below `keep_max` bytes of capacity between calls.
+pub const Scratch = struct {
+    gpa: std.mem.Allocator,
+    // heap path
+    prev: std.ArrayList(u32) = .empty,
+    next: std.ArrayList(u32) = .empty,
+    part_rank: std.ArrayList(u32) = .empty,
+    pair_rank: std.ArrayList(u32) = .empty,
+    heap: std.ArrayList(u64) = .empty,
+    // repaired text (errors="replace")
+    text: std.ArrayList(u8) = .empty,
+
+    pub fn init(gpa: std.mem.Allocator) Scratch {
+        return .{ .gpa = gpa };
+    }
+    pub fn deinit(s: *Scratch) void {
+        s.prev.deinit(s.gpa);
+        s.next.deinit(s.gpa);
+        s.part_rank.deinit(s.gpa);
+        s.pair_rank.deinit(s.gpa);
+        s.heap.deinit(s.gpa);
+        s.text.deinit(s.gpa);
+    }
+};
+
+const small_max = 96;
+
+/// BPE of one piece. Writes the tokens to `out` (which has room for piece.len tokens) and returns
+/// how many were written.
+pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    std.debug.assert(piece.len > 0);
+    if (piece.len == 1) {
+        out[0] = v.byte_rank[piece[0]];
+        return 1;
+    }
+    const whole = v.rank(piece);
+    if (whole != no_rank) {
+        out[0] = whole;
+        return 1;
+    }
+    if (piece.len <= small_max) return mergeSmall(v, piece, out);
+    return mergeHeap(v, piece, out, scratch);
+}
+
+fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32) usize {
+    // starts[i]: start of part i; starts[n] = piece.len. ranks[i]: rank of parts i and i+1 merged.
+    var starts: [small_max + 1]u32 = undefined;
+    var ranks: [small_max]u32 = undefined;
+    var n: usize = piece.len;
+    for (0..n + 1) |i| starts[i] = @intCast(i);
+    for (0..n - 1) |i| ranks[i] = v.rank(piece[i .. i + 2]);
+    ranks[n - 1] = no_rank;
+    while (n > 1) {
+        var best: u32 = no_rank;
+        var bi: usize = 0;
+        for (ranks[0 .. n - 1], 0..) |r, i| {
+            if (r < best) {
+                best = r;
+                bi = i;
+            }
+        }
+        if (best == no_rank) break;
+        // Merge part bi+1 into part bi.
+        std.mem.copyForwards(u32, starts[bi + 1 .. n], starts[bi + 2 .. n + 1]);
+        std.mem.copyForwards(u32, ranks[bi + 1 .. n - 1], ranks[bi + 2 .. n]);
+        n -= 1;
+        ranks[n - 1] = no_rank;
+        if (bi + 1 < n) {
+            ranks[bi] = v.rank(piece[starts[bi]..starts[bi + 2]]);
+        } else ranks[bi] = no_rank;
+        if (bi > 0) ranks[bi - 1] = v.rank(piece[starts[bi - 1]..starts[bi + 1]]);
+    }
+    for (0..n) |i| out[i] = v.rank(piece[starts[i]..starts[i + 1]]);
+    return n;
+}
+
+fn heapPush(h: *std.ArrayList(u64), key: u64) void {
+    h.appendAssumeCapacity(key);
+    var i = h.items.len - 1;
+    const items = h.items;
+    while (i > 0) {
+        const p = (i - 1) / 2;
+        if (items[p] <= key) break;
+        items[i] = items[p];
+        i = p;
+    }
+    items[i] = key;
+}
+
+fn heapPop(h: *std.ArrayList(u64)) u64 {
+    const items = h.items;
+    const top = items[0];
+    const last = items[items.len - 1];
+    const n = items.len - 1;
+    h.items.len = n;
+    if (n == 0) return top;
+    var i: usize = 0;
+    while (true) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        var c = l;
+        if (l + 1 < n and items[l + 1] < items[l]) c = l + 1;
+        if (items[c] >= last) break;
+        items[i] = items[c];
+        i = c;
+    }
+    items[i] = last;
+    return top;
+}
+
+fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
+    const n: u32 = @intCast(piece.len);
+    const none: u32 = std.math.maxInt(u32);
+    try s.next.resize(s.gpa, n);
+    try s.prev.resize(s.gpa, n);
+    try s.pair_rank.resize(s.gpa, n);
+    s.heap.clearRetainingCapacity();
+    // Each merge pushes at most 2 entries; n initial pairs.
+    try s.heap.ensureTotalCapacity(s.gpa, 3 * @as(usize, n));
+    const next = s.next.items;
+    const prev = s.prev.items;
+    const pair = s.pair_rank.items;
+    for (0..n) |i| {
+        next[i] = if (i + 1 < n) @intCast(i + 1) else none;
+        prev[i] = if (i > 0) @intCast(i - 1) else none;
+    }
+    for (0..n) |i| {
+        if (i + 1 < n) {
+            const r = v.rank(piece[i .. i + 2]);
+            pair[i] = r;
+            if (r != no_rank) heapPush(&s.heap, (@as(u64, r) << 32) | i);
+        } else pair[i] = no_rank;
+    }
+    while (s.heap.items.len > 0) {
+        const key = heapPop(&s.heap);
+        const r: u32 = @truncate(key >> 32);
+        const i: u32 = @truncate(key);
+        // Stale: node i was absorbed (prev/next reset to a dead mark) or its pair changed.
+        if (pair[i] != r) continue;
+        const j = next[i];
+        const k = next[j];
+        next[i] = k;
+        if (k != none) prev[k] = i;
+        pair[j] = no_rank;
+        next[j] = i; // dead marker (never read as a live link)
+        const end_i: u32 = if (k == none) n else (if (next[k] == none) n else next[k]);
+        if (k != none) {
+            const nr = v.rank(piece[i..end_i]);
+            pair[i] = nr;
+            if (nr != no_rank) heapPush(&s.heap, (@as(u64, nr) << 32) | i);
+        } else pair[i] = no_rank;
+        const p = prev[i];
+        if (p != none) {
+            const end_p: u32 = if (k == none) n else k;
+            const nr = v.rank(piece[p..end_p]);
+            pair[p] = nr;
+            if (nr != no_rank) heapPush(&s.heap, (@as(u64, nr) << 32) | p);
+        }
+    }
+    var cnt: usize = 0;
+    var i: u32 = 0;
+    while (i != none) {
+        const e = if (next[i] == none) n else next[i];
+        out[cnt] = v.rank(piece[i..e]);
+        cnt += 1;
+        i = next[i];
+    }
+    return cnt;
+}
