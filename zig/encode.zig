@@ -270,6 +270,7 @@ const Ctx = struct {
 
     fn doTask(ctx: *Ctx, task: *Task, slot: *Slot) error{ OutOfMemory, TooLarge }!void {
         const count_only = ctx.opts.count_only != 0;
+        slot.scratch.bind(ctx.v);
         if (!count_only) try task.tokens.ensureTotalCapacity(ctx.gpa, @max(task.bytes, 1));
         var sink: Sink = .{ .gpa = ctx.gpa, .buf = if (count_only) &slot.tmp else &task.tokens, .count_only = count_only };
         var i = task.row_begin;

@@ -99,6 +99,7 @@ export fn at_encode_text(
     var text = d[0..len];
     var scratch = vocab_mod.Scratch.init(gpa);
     defer scratch.deinit();
+    scratch.bind(vv);
     if (utf8.firstInvalid(text)) |bad| {
         if (opts.errors_replace == 0) {
             err_offset.* = @intCast(bad);

@@ -14,6 +14,7 @@ const std = @import("std");
 const pretok = @import("pretok.zig");
 
 pub const no_rank: u32 = std.math.maxInt(u32);
+var next_serial: std.atomic.Value(u64) = .init(1);
 const empty_slot: u64 = std.math.maxInt(u64);
 
 pub const LoadError = error{ OutOfMemory, BadLine, DuplicateToken, MissingByte, TooLarge };
@@ -30,6 +31,8 @@ pub const Vocab = struct {
     byte_rank: [256]u32,
     max_token_len: usize,
     n_ids: u32,
+    /// Unique per loaded vocabulary (tags thread-local piece caches).
+    serial: u64,
     /// Special tokens (for decode): id -> bytes.
     special_ids: []u32,
     special_bytes: []u8,
@@ -170,6 +173,7 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         .byte_rank = @splat(no_rank),
         .max_token_len = 0,
         .n_ids = n_ids,
+        .serial = next_serial.fetchAdd(1, .monotonic),
         .special_ids = &.{},
         .special_bytes = &.{},
         .special_offs = &.{},
@@ -268,9 +272,15 @@ pub const Scratch = struct {
     heap: std.ArrayList(u64) = .empty,
     // repaired text (errors="replace")
     text: std.ArrayList(u8) = .empty,
+    /// This thread's piece cache (borrowed; set by `bind`).
+    cache: ?*PieceCache = null,
 
     pub fn init(gpa: std.mem.Allocator) Scratch {
         return .{ .gpa = gpa };
+    }
+    /// Attach the calling thread's piece cache for vocabulary `v`. Call on the thread that encodes.
+    pub fn bind(s: *Scratch, v: *const Vocab) void {
+        s.cache = threadCache(v);
     }
     pub fn deinit(s: *Scratch) void {
         s.prev.deinit(s.gpa);
@@ -284,10 +294,101 @@ pub const Scratch = struct {
 
 const small_max = 96;
 
-/// BPE of one piece. Writes the tokens to `out` (which has room for piece.len tokens) and returns
-/// how many were written.
+/// Piece -> tokens cache, one per thread (thread-local, so no sharing and no locks), direct
+/// mapped, sized to stay in L2. Caches pieces of up to 16 bytes that give up to 3 tokens: the
+/// bulk of real text. Entries are tagged by the vocabulary's serial; a cache built for another
+/// vocabulary is wiped before use.
+const cache_bits = 16;
+const CacheEntry = extern struct {
+    k0: u64,
+    k1: u64,
+    len: u8,
+    n: u8,
+    _pad: [2]u8,
+    toks: [3]u32,
+};
+const PieceCache = struct {
+    serial: u64,
+    entries: [1 << cache_bits]CacheEntry,
+};
+threadlocal var tl_cache: ?*PieceCache = null;
+threadlocal var tl_cache_failed: bool = false;
+
+fn threadCache(v: *const Vocab) ?*PieceCache {
+    var c = tl_cache;
+    if (c == null) {
+        if (tl_cache_failed) return null;
+        c = std.heap.c_allocator.create(PieceCache) catch {
+            tl_cache_failed = true;
+            return null;
+        };
+        c.?.serial = 0;
+        tl_cache = c;
+    }
+    const pc = c.?;
+    if (pc.serial != v.serial) {
+        @memset(std.mem.asBytes(&pc.entries), 0);
+        pc.serial = v.serial;
+    }
+    return pc;
+}
+
+/// The piece's bytes zero-padded to 16 (len 2..16), built from overlapping loads that stay
+/// inside the piece (no byte loop, no memcpy call).
+inline fn paddedKey(s: []const u8) [2]u64 {
+    const n = s.len;
+    if (n >= 8) {
+        const lo = read64(s);
+        if (n == 8) return .{ lo, 0 };
+        const hi = read64(s[n - 8 ..]) >> @intCast((16 - n) * 8);
+        return .{ lo, hi };
+    }
+    if (n >= 4) {
+        const a = read32(s);
+        const b = read32(s[n - 4 ..]) >> @intCast((8 - n) * 8);
+        return .{ a | (b << 32), 0 };
+    }
+    var lo: u64 = s[0];
+    if (n > 1) lo |= @as(u64, s[1]) << 8;
+    if (n > 2) lo |= @as(u64, s[2]) << 16;
+    return .{ lo, 0 };
+}
+
+/// BPE of one piece, through the thread's piece cache. Writes the tokens to `out` (room for
+/// piece.len tokens) and returns how many were written.
 pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     std.debug.assert(piece.len > 0);
+    if (piece.len == 1) {
+        out[0] = v.byte_rank[piece[0]];
+        return 1;
+    }
+    if (piece.len > 16) return encodePieceUncached(v, piece, out, scratch);
+    const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
+    const kk = paddedKey(piece);
+    const k0: u64 = kk[0];
+    const k1: u64 = kk[1];
+    const m: u128 = @as(u128, k0 ^ 0x9E3779B97F4A7C15) *% @as(u128, k1 ^ 0xC2B2AE3D27D4EB4F ^ @as(u64, piece.len));
+    const h: u64 = @as(u64, @truncate(m)) ^ @as(u64, @truncate(m >> 64));
+    const e = &cache.entries[@as(usize, @truncate(h)) & ((1 << cache_bits) - 1)];
+    if (e.len == piece.len and e.k0 == k0 and e.k1 == k1) {
+        const n = e.n;
+        out[0] = e.toks[0];
+        if (n > 1) out[1] = e.toks[1];
+        if (n > 2) out[2] = e.toks[2];
+        return n;
+    }
+    const n = try encodePieceUncached(v, piece, out, scratch);
+    if (n <= 3) {
+        e.k0 = k0;
+        e.k1 = k1;
+        e.len = @intCast(piece.len);
+        e.n = @intCast(n);
+        for (0..n) |i| e.toks[i] = out[i];
+    }
+    return n;
+}
+
+fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     if (piece.len == 1) {
         out[0] = v.byte_rank[piece[0]];
         return 1;
