@@ -1,0 +1,425 @@
+//! Pretokenizer: hand-written scanners that split text exactly like tiktoken 0.14.0's regexes.
+//!
+//! tiktoken runs one regex over the text (Rust fancy-regex: backtracking, leftmost-first
+//! alternation, `$` = end of text, Unicode classes from regex-syntax 0.8.11 = Unicode 16.0) and
+//! BPE-encodes each match ("piece"). `nextPieceEnd` returns where the piece that starts at `pos`
+//! ends. Each alternative of the two patterns is reduced below to a bounded number of forward
+//! scans, so a piece costs O(its length) plus at most one extra scan of one run, which the next
+//! piece then consumes: linear time by construction, with no backtracking and no allocation.
+//!
+//! cl100k_base: '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
+//!              ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s
+//! o200k_base:  [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//!             |[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//!             |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//!
+//! Coverage: in both patterns every code point starts some alternative (a letter starts the
+//! letter alternative, a digit the number one, whitespace the final `\s`/`\s+`, anything else the
+//! punctuation run), so the matches tile the text and pieces are contiguous.
+//!
+//! Case-insensitive contractions: under Unicode simple case folding the only non-ASCII code point
+//! that folds to one of s t r v e m l d is U+017F LATIN SMALL LETTER LONG S (-> s); U+212A KELVIN
+//! SIGN folds to k, which no contraction uses. tests/test_pretok.py checks this against tiktoken.
+//!
+//! Performance notes
+//! -----------------
+//! (filled in below as measured; see tools/bench_pretok.py)
+const std = @import("std");
+const ut = @import("unicode_tables.zig");
+
+pub const Pattern = enum(u8) { cl100k = 0, o200k = 1 };
+
+// ---------------------------------------------------------------------------------------------
+// Character classes (masks over the property byte of unicode_tables.zig)
+
+const letter: u8 = ut.Lu | ut.Ll | ut.Lt | ut.Lm | ut.Lo; // \p{L}
+const number: u8 = ut.N; // \p{N}
+const space: u8 = ut.WS; // \s
+/// o200k `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`
+const upper: u8 = ut.Lu | ut.Lt | ut.Lm | ut.Lo | ut.M;
+/// o200k `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`
+const lower: u8 = ut.Ll | ut.Lm | ut.Lo | ut.M;
+/// In both o200k letter classes.
+const both: u8 = upper & lower;
+/// `[^\s\p{L}\p{N}]` is "none of these bits".
+const not_punct: u8 = letter | number | space;
+
+comptime {
+    std.debug.assert(both == ut.Lm | ut.Lo | ut.M);
+    std.debug.assert(upper | lower == letter | ut.M);
+}
+
+/// Property bytes of the ASCII range, for the fast path.
+const ascii_props: [128]u8 = blk: {
+    var t: [128]u8 = undefined;
+    for (&t, 0..) |*p, c| p.* = ut.props(@intCast(c));
+    break :blk t;
+};
+
+/// One code point: its property byte and its UTF-8 length.
+const Ch = struct { p: u8, n: usize };
+
+/// Length of the UTF-8 sequence that starts with lead byte `b0` (valid UTF-8 assumed).
+inline fn seqLen(b0: u8) usize {
+    if (b0 < 0x80) return 1;
+    if (b0 < 0xE0) return 2;
+    if (b0 < 0xF0) return 3;
+    return 4;
+}
+
+/// Decodes the non-ASCII code point at text[i] (valid UTF-8 assumed: callers validate).
+inline fn decodeMulti(text: []const u8, i: usize) struct { cp: u21, n: usize } {
+    const b0: u21 = text[i];
+    if (b0 < 0xE0) {
+        return .{ .cp = (b0 & 0x1F) << 6 | (text[i + 1] & 0x3F), .n = 2 };
+    }
+    if (b0 < 0xF0) {
+        return .{ .cp = (b0 & 0x0F) << 12 | @as(u21, text[i + 1] & 0x3F) << 6 | (text[i + 2] & 0x3F), .n = 3 };
+    }
+    return .{
+        .cp = (b0 & 0x07) << 18 | @as(u21, text[i + 1] & 0x3F) << 12 |
+            @as(u21, text[i + 2] & 0x3F) << 6 | (text[i + 3] & 0x3F),
+        .n = 4,
+    };
+}
+
+inline fn charAt(text: []const u8, i: usize) Ch {
+    const b0 = text[i];
+    if (b0 < 0x80) return .{ .p = ascii_props[b0], .n = 1 };
+    const d = decodeMulti(text, i);
+    return .{ .p = ut.props(d.cp), .n = d.n };
+}
+
+/// End of the run of code points, starting at i, whose property byte has a bit in `mask`.
+inline fn runWhile(text: []const u8, start: usize, comptime mask: u8) usize {
+    var i = start;
+    while (i < text.len) {
+        const b = text[i];
+        if (b < 0x80) {
+            if (ascii_props[b] & mask == 0) break;
+            i += 1;
+        } else {
+            const c = charAt(text, i);
+            if (c.p & mask == 0) break;
+            i += c.n;
+        }
+    }
+    return i;
+}
+
+/// End of the run of code points, starting at i, whose property byte has no bit in `mask`.
+inline fn runUntil(text: []const u8, start: usize, comptime mask: u8) usize {
+    var i = start;
+    while (i < text.len) {
+        const b = text[i];
+        if (b < 0x80) {
+            if (ascii_props[b] & mask != 0) break;
+            i += 1;
+        } else {
+            const c = charAt(text, i);
+            if (c.p & mask != 0) break;
+            i += c.n;
+        }
+    }
+    return i;
+}
+
+/// `\p{N}{1,3}` given that the code point at pos (length n0) is a number.
+inline fn numberEnd(text: []const u8, pos: usize, n0: usize) usize {
+    var i = pos + n0;
+    var k: u32 = 1;
+    while (k < 3 and i < text.len) : (k += 1) {
+        const c = charAt(text, i);
+        if (c.p & number == 0) break;
+        i += c.n;
+    }
+    return i;
+}
+
+inline fn isLetterS(text: []const u8, i: usize) usize {
+    // s, S, or U+017F (C5 BF); returns the length matched or 0.
+    if (i >= text.len) return 0;
+    return switch (text[i]) {
+        's', 'S' => 1,
+        0xC5 => if (i + 1 < text.len and text[i + 1] == 0xBF) 2 else 0,
+        else => 0,
+    };
+}
+
+/// If a contraction `'(?i:s|t|re|ve|m|ll|d)` starts at e, its end; else null.
+/// (cl100k's `'(?i:[sdmt]|ll|ve|re)` is the same set of strings.)
+inline fn contraction(text: []const u8, e: usize) ?usize {
+    if (e + 1 >= text.len or text[e] != '\'') return null;
+    const c = text[e + 1];
+    switch (c | 0x20) {
+        's', 't', 'd', 'm' => return e + 2,
+        'r', 'v' => if (e + 2 < text.len and text[e + 2] | 0x20 == 'e') return e + 3,
+        'l' => if (e + 2 < text.len and text[e + 2] | 0x20 == 'l') return e + 3,
+        else => {},
+    }
+    // (`c | 0x20` equals a lowercase ASCII letter only for that letter and its uppercase form.)
+    if (c == 0xC5 and e + 2 < text.len and text[e + 2] == 0xBF) return e + 3; // ſ
+    return null;
+}
+
+inline fn contractionOr(text: []const u8, e: usize) usize {
+    return contraction(text, e) orelse e;
+}
+
+/// A maximal run of whitespace and what the whitespace alternatives need from it.
+const WsRun = struct {
+    end: usize,
+    /// End of the last \r or \n in the run, 0 if there is none.
+    nl_end: usize,
+    /// Start of the last code point of the run.
+    last_start: usize,
+};
+
+inline fn wsRun(text: []const u8, pos: usize) WsRun {
+    var r: WsRun = .{ .end = pos, .nl_end = 0, .last_start = pos };
+    var i = pos;
+    while (i < text.len) {
+        const b = text[i];
+        if (b < 0x80) {
+            if (ascii_props[b] & space == 0) break;
+            r.last_start = i;
+            i += 1;
+            if (b == '\n' or b == '\r') r.nl_end = i;
+        } else {
+            const c = charAt(text, i);
+            if (c.p & space == 0) break;
+            r.last_start = i;
+            i += c.n;
+        }
+    }
+    r.end = i;
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// cl100k_base
+
+fn cl100kEnd(text: []const u8, pos: usize) usize {
+    const b0 = text[pos];
+    // '(?i:[sdmt]|ll|ve|re)
+    if (b0 == '\'') {
+        if (contraction(text, pos)) |e| return e;
+    }
+    const c0 = charAt(text, pos);
+    const after = pos + c0.n;
+    // [^\r\n\p{L}\p{N}]?+\p{L}++ with an empty prefix
+    if (c0.p & letter != 0) return runWhile(text, after, letter);
+    // \p{N}{1,3}+
+    if (c0.p & number != 0) return numberEnd(text, pos, c0.n);
+    // [^\r\n\p{L}\p{N}]?+\p{L}++ with a one-code-point prefix (c0 is neither L nor N here)
+    if (b0 != '\r' and b0 != '\n' and after < text.len) {
+        const c1 = charAt(text, after);
+        if (c1.p & letter != 0) return runWhile(text, after + c1.n, letter);
+    }
+    // ` ?[^\s\p{L}\p{N}]++[\r\n]*+`
+    var punct_start: ?usize = null;
+    if (c0.p & space == 0) {
+        punct_start = pos; // c0 is neither L, N nor \s
+    } else if (b0 == ' ' and after < text.len and charAt(text, after).p & not_punct == 0) {
+        punct_start = after;
+    }
+    if (punct_start) |s| {
+        var e = runUntil(text, s, not_punct);
+        while (e < text.len and (text[e] == '\r' or text[e] == '\n')) e += 1;
+        return e;
+    }
+    // c0 is whitespace.
+    const w = wsRun(text, pos);
+    if (w.end == text.len) return w.end; // \s++$
+    if (w.nl_end != 0) return w.nl_end; // \s*[\r\n]
+    if (w.last_start > pos) return w.last_start; // \s+(?!\S)
+    return after; // \s
+}
+
+// ---------------------------------------------------------------------------------------------
+// o200k_base
+
+/// Outcome of `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(contraction)?` at s.
+const Word = union(enum) {
+    /// The first letter alternative matched, ending here.
+    ok: usize,
+    /// It did not match; the run of "upper" code points ends here (== s if the run is empty).
+    /// The run then holds no "both" code point and is not followed by Ll.
+    fail: usize,
+};
+
+/// The greedy `upper*` takes the maximal run; backtracking then looks for the last position k in
+/// it (or just after it) where `lower+` can start: the code point after the run if it is Ll
+/// (then `lower+` runs on greedily), else the last "both" (Lm/Lo/M) code point of the run (then
+/// `lower+` stops right after it, since the rest of the run is Lu/Lt and the follower is not lower).
+inline fn word1(text: []const u8, s: usize) Word {
+    var i = s;
+    var last_both: usize = 0;
+    var has_both = false;
+    var next: ?Ch = null;
+    while (i < text.len) {
+        const c = charAt(text, i);
+        if (c.p & upper == 0) {
+            next = c;
+            break;
+        }
+        i += c.n;
+        if (c.p & both != 0) {
+            last_both = i;
+            has_both = true;
+        }
+    }
+    if (next) |c| {
+        if (c.p & ut.Ll != 0) return .{ .ok = contractionOr(text, runWhile(text, i + c.n, lower)) };
+    }
+    if (has_both) return .{ .ok = contractionOr(text, last_both) };
+    return .{ .fail = i };
+}
+
+fn o200kEnd(text: []const u8, pos: usize) usize {
+    const b0 = text[pos];
+    const c0 = charAt(text, pos);
+    const after = pos + c0.n;
+    if (c0.p & letter != 0) {
+        // No prefix (a letter is not in [^\r\n\p{L}\p{N}]). If the first alternative fails, the
+        // upper run is non-empty (c0 is Lu/Lt), and the second one takes it: `upper+`, an empty
+        // `lower*` (the follower is not lower), then an optional contraction.
+        return switch (word1(text, pos)) {
+            .ok => |e| e,
+            .fail => |run_end| contractionOr(text, run_end),
+        };
+    }
+    if (c0.p & number != 0) return numberEnd(text, pos, c0.n);
+    if (b0 != '\r' and b0 != '\n') {
+        // c0 is in [^\r\n\p{L}\p{N}]: alternatives 1 and 2 first try it as the prefix.
+        if (after < text.len) {
+            switch (word1(text, after)) {
+                .ok => |e| return e, // alt 1 with prefix
+                .fail => |run_end| {
+                    // alt 1 without prefix: only possible if c0 (a mark) is itself "both"; then
+                    // it is the last "both" of its run, so `lower+` is just c0.
+                    if (c0.p & ut.M != 0) return contractionOr(text, after);
+                    // alt 2 with prefix (alt 2 without prefix needs c0 upper, i.e. a mark).
+                    if (run_end > after) return contractionOr(text, run_end);
+                },
+            }
+        } else if (c0.p & ut.M != 0) {
+            return after; // a lone mark at the end: alt 1 without prefix
+        }
+    }
+    // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
+    var punct_start: ?usize = null;
+    if (c0.p & space == 0) {
+        punct_start = pos;
+    } else if (b0 == ' ' and after < text.len and charAt(text, after).p & not_punct == 0) {
+        punct_start = after;
+    }
+    if (punct_start) |s| {
+        var e = runUntil(text, s, not_punct);
+        while (e < text.len and (text[e] == '\r' or text[e] == '\n' or text[e] == '/')) e += 1;
+        return e;
+    }
+    // c0 is whitespace.
+    const w = wsRun(text, pos);
+    if (w.nl_end != 0) return w.nl_end; // \s*[\r\n]+
+    if (w.end == text.len) return w.end; // \s+(?!\S) at the end
+    if (w.last_start > pos) return w.last_start; // \s+(?!\S)
+    return w.end; // \s+ (a single code point)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public interface
+
+/// text[pos..] is non-empty, valid UTF-8 (callers validate). Returns the exclusive end of the piece
+/// that starts at pos (pos < result <= text.len). Pieces are contiguous: the next piece starts at the result.
+pub fn nextPieceEnd(comptime pat: Pattern, text: []const u8, pos: usize) usize {
+    std.debug.assert(pos < text.len);
+    const e = switch (pat) {
+        .cl100k => cl100kEnd(text, pos),
+        .o200k => o200kEnd(text, pos),
+    };
+    std.debug.assert(e > pos and e <= text.len);
+    return e;
+}
+
+fn pretokenizeInto(comptime pat: Pattern, text: []const u8, out_ends: []u64) i64 {
+    var n: usize = 0;
+    var pos: usize = 0;
+    while (pos < text.len) {
+        if (n == out_ends.len) return -1;
+        pos = nextPieceEnd(pat, text, pos);
+        out_ends[n] = pos;
+        n += 1;
+    }
+    return @intCast(n);
+}
+
+/// C-ABI export for tests: writes the end offset of each piece of data[0..len] into out_ends (cap entries);
+/// returns the number of pieces, or -1 if cap is too small. Never panics.
+/// Also returns -2 for an unknown pattern and -3 for input that is not valid UTF-8 (checked first).
+export fn at_pretokenize(pattern: u32, data: [*]const u8, len: usize, out_ends: [*]u64, cap: usize) i64 {
+    if (pattern > 1) return -2;
+    if (len == 0) return 0;
+    const text = data[0..len];
+    if (!std.unicode.utf8ValidateSlice(text)) return -3;
+    const out = out_ends[0..cap];
+    return switch (pattern) {
+        0 => pretokenizeInto(.cl100k, text, out),
+        else => pretokenizeInto(.o200k, text, out),
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+fn expectPieces(comptime pat: Pattern, text: []const u8, pieces: []const []const u8) !void {
+    var pos: usize = 0;
+    for (pieces) |want| {
+        try std.testing.expect(pos < text.len);
+        const e = nextPieceEnd(pat, text, pos);
+        try std.testing.expectEqualStrings(want, text[pos..e]);
+        pos = e;
+    }
+    try std.testing.expectEqual(text.len, pos);
+}
+
+test "cl100k basics" {
+    try expectPieces(.cl100k, "Hello, world! I'm fine", &.{ "Hello", ",", " world", "!", " I", "'m", " fine" });
+    try expectPieces(.cl100k, "12345 x", &.{ "123", "45", " x" });
+    try expectPieces(.cl100k, "a  \n\n b  ", &.{ "a", "  \n\n", " b", "  " });
+    try expectPieces(.cl100k, "x   y", &.{ "x", "  ", " y" });
+    try expectPieces(.cl100k, "'ſ'LL'Re'x", &.{ "'ſ", "'LL", "'Re", "'x" });
+    try expectPieces(.cl100k, "!!\r\n\r\nx", &.{ "!!\r\n\r\n", "x" });
+    try expectPieces(.cl100k, "\tword \n", &.{ "\tword", " \n" });
+}
+
+test "o200k basics" {
+    try expectPieces(.o200k, "Hello, WORLD's don't", &.{ "Hello", ",", " WORLD's", " don't" });
+    try expectPieces(.o200k, "HTTPServer", &.{ "HTTPServer" });
+    try expectPieces(.o200k, "camelCase", &.{ "camel", "Case" });
+    try expectPieces(.o200k, "1234 //x\n", &.{ "123", "4", " //", "x", "\n" });
+    try expectPieces(.o200k, "a  \n\n b  ", &.{ "a", "  \n\n", " b", "  " });
+    try expectPieces(.o200k, "ʰABC d", &.{ "ʰ", "ABC", " d" });
+    try expectPieces(.o200k, "\u{301}'s", &.{"\u{301}'s"});
+}
+
+test "contractions" {
+    try std.testing.expectEqual(@as(?usize, 2), contraction("'s", 0));
+    try std.testing.expectEqual(@as(?usize, 3), contraction("'ſ", 0));
+    try std.testing.expectEqual(@as(?usize, null), contraction("'", 0));
+    try std.testing.expectEqual(@as(?usize, null), contraction("'3", 0));
+    try std.testing.expectEqual(@as(?usize, null), contraction("'r", 0));
+    try std.testing.expectEqual(@as(?usize, 3), contraction("'vE", 0));
+}
+
+test "at_pretokenize errors" {
+    var out: [4]u64 = undefined;
+    const s = "a b c d e";
+    try std.testing.expectEqual(@as(i64, -1), at_pretokenize(0, s.ptr, s.len, &out, out.len));
+    try std.testing.expectEqual(@as(i64, -2), at_pretokenize(7, s.ptr, s.len, &out, out.len));
+    const bad = "a\xffb";
+    try std.testing.expectEqual(@as(i64, -3), at_pretokenize(1, bad.ptr, bad.len, &out, out.len));
+    try std.testing.expectEqual(@as(i64, 0), at_pretokenize(1, s.ptr, 0, &out, 0));
+    try std.testing.expectEqual(@as(i64, 2), at_pretokenize(1, "a b", 3, &out, out.len));
+    try std.testing.expectEqual(@as(u64, 1), out[0]);
+}
