@@ -1,0 +1,152 @@
+"""The tiktoken-shaped API: same results, same special-token rules and errors; vocabulary loading."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import shutil
+
+import pytest
+
+import arrowtok
+import arrowtok.encoding as E
+
+
+def test_list_and_get():
+    assert arrowtok.list_encoding_names() == ["cl100k_base", "o200k_base"]
+    enc = arrowtok.get_encoding("cl100k_base")
+    assert arrowtok.get_encoding("cl100k_base") is enc
+    assert enc.name == "cl100k_base"
+
+
+def test_unknown_encoding_lists_known():
+    with pytest.raises(ValueError) as e:
+        arrowtok.get_encoding("p50k_base")
+    assert "p50k_base" in str(e.value) and "cl100k_base" in str(e.value) and "o200k_base" in str(e.value)
+
+
+def test_properties_match_tiktoken(enc, ref):
+    assert enc.n_vocab == ref.n_vocab
+    assert enc.max_token_value == ref.max_token_value
+    assert enc.eot_token == ref.eot_token
+    assert enc.special_tokens_set == ref.special_tokens_set
+
+
+TEXTS = ["hello world", "", " ", "Hello, world! It's 2024 — 東京 😀\r\n\n  x  ", "<|endoftext|> and <|fim_prefix|>",
+         "a<|endofprompt|>b<|endoftext|>", "<|endoftext", "\u0000\u0085\u2028"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_encode_variants(enc, ref, text):
+    assert enc.encode_ordinary(text) == ref.encode_ordinary(text)
+    assert enc.encode(text, disallowed_special=()) == ref.encode(text, disallowed_special=())
+    assert enc.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+    sub = {"<|endoftext|>"}
+    assert enc.encode(text, allowed_special=sub, disallowed_special=()) == ref.encode(text, allowed_special=sub, disallowed_special=())
+    for kwargs in ({}, {"allowed_special": sub}):
+        try:
+            want = ref.encode(text, **kwargs)
+        except ValueError as e:
+            with pytest.raises(ValueError) as got:
+                enc.encode(text, **kwargs)
+            assert str(got.value) == str(e)
+        else:
+            assert enc.encode(text, **kwargs) == want
+
+
+def test_batch_and_decode(enc, ref):
+    texts = [t for t in TEXTS if "<|" not in t] * 3
+    assert enc.encode_batch(texts) == ref.encode_batch(texts)
+    assert enc.encode_ordinary_batch(TEXTS) == ref.encode_ordinary_batch(TEXTS)
+    with pytest.raises(ValueError):
+        enc.encode_batch(TEXTS)
+    for t in TEXTS:
+        toks = ref.encode(t, allowed_special="all")
+        assert enc.decode(toks) == ref.decode(toks)
+        assert enc.decode_bytes(toks) == ref.decode_bytes(toks)
+    assert enc.decode_batch([ref.encode_ordinary(t) for t in TEXTS]) == TEXTS
+    # token split inside a multi-byte character: decode replaces like tiktoken
+    toks = ref.encode_ordinary("😀")
+    assert enc.decode(toks[:1]) == ref.decode(toks[:1])
+    assert enc.decode_tokens_bytes(toks) == ref.decode_tokens_bytes(toks)
+
+
+def test_single_tokens(enc, ref):
+    for t in ["hello", " world", b"\xff", "<|endoftext|>"]:
+        assert enc.encode_single_token(t) == ref.encode_single_token(t)
+    with pytest.raises(KeyError):
+        enc.encode_single_token("not a single token at all")
+    assert enc.decode_single_token_bytes(enc.eot_token) == b"<|endoftext|>"
+    with pytest.raises(KeyError):
+        enc.decode_bytes([enc.n_vocab + 10])
+    with pytest.raises(KeyError):
+        enc.decode_bytes([-1])
+
+
+def test_surrogates_like_tiktoken(enc, ref):
+    s = "a\ud800b\udfff"
+    assert enc.encode_ordinary(s) == ref.encode_ordinary(s)
+    assert enc.encode(s) == ref.encode(s)
+    assert enc.encode_batch([s, "x"]) == ref.encode_batch([s, "x"])
+
+
+def test_encode_bytes_replace_matches_python(enc, ref):
+    for raw in [b"ab\xffcd", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80x", b"\xc0\xaf", b"ok \xf4\x90\x80\x80"]:
+        want = ref.encode_ordinary(raw.decode("utf-8", "replace"))
+        assert enc.encode_bytes(raw, errors="replace") == want
+        with pytest.raises(arrowtok.ArrowtokError) as e:
+            enc.encode_bytes(raw)
+        assert "invalid UTF-8 at byte offset" in str(e.value)
+
+
+def test_pickle_registered(enc):
+    assert pickle.loads(pickle.dumps(enc)) is enc
+
+
+def test_vocab_load_time(name):
+    import time
+
+    t = time.perf_counter()
+    E.Encoding(name, vocab_data=E._vocab_bytes(name), pattern=name, special_tokens=E.KNOWN[name]["special_tokens"])
+    # Informational only (no timing assertion): printed with -s.
+    print(f"load {name}: {1000 * (time.perf_counter() - t):.1f} ms")
+
+
+def test_from_tiktoken_file(tmp_path, ref):
+    p = tmp_path / "my.tiktoken"
+    shutil.copy(E.DATA_DIR / "cl100k_base.tiktoken", p)
+    enc = arrowtok.Encoding.from_tiktoken_file(p, pattern="cl100k_base")
+    assert enc.name == "my"
+    from oracle import oracle
+
+    assert enc.encode("hello <|endoftext|>", allowed_special="all") == oracle("cl100k_base").encode("hello <|endoftext|>", allowed_special="all")
+    with pytest.raises(ValueError, match="unknown pattern"):
+        arrowtok.Encoding.from_tiktoken_file(p, pattern="gpt2")
+    with pytest.raises(FileNotFoundError):
+        arrowtok.Encoding.from_tiktoken_file(tmp_path / "missing.tiktoken", pattern="cl100k_base")
+
+
+def test_bad_vocab_file_names_line(tmp_path):
+    p = tmp_path / "bad.tiktoken"
+    good = (E.DATA_DIR / "cl100k_base.tiktoken").read_bytes().split(b"\n")
+    p.write_bytes(b"\n".join(good[:10] + [b"!!notbase64 10"] + good[11:]))
+    with pytest.raises(ValueError, match="line 11"):
+        arrowtok.Encoding.from_tiktoken_file(p, pattern="cl100k_base")
+    p.write_bytes(b"YQ== 0\n")  # only 'a': bytes missing
+    with pytest.raises(ValueError, match="every single byte"):
+        arrowtok.Encoding.from_tiktoken_file(p, pattern="cl100k_base")
+
+
+def test_missing_vocab_and_tiktoken_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
+    monkeypatch.delenv("DATA_GYM_CACHE_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="no valid vocabulary"):
+        E._vocab_bytes("o200k_base", use_embedded=False)
+    # tiktoken's cache layout: sha1(url) as file name.
+    key = hashlib.sha1(b"https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken").hexdigest()
+    shutil.copy(E.DATA_DIR / "o200k_base.tiktoken", tmp_path / key)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    assert E._vocab_bytes("o200k_base", use_embedded=False) == (E.DATA_DIR / "o200k_base.tiktoken").read_bytes()
+    # A corrupted cached copy is refused (sha256), with the reason.
+    (tmp_path / key).write_bytes(b"garbage")
+    with pytest.raises(FileNotFoundError, match="sha256"):
+        E._vocab_bytes("o200k_base", use_embedded=False)

@@ -1,0 +1,234 @@
+"""The columnar API: layouts, nulls, slices, chunks, capsules, threads, chunked output, errors."""
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import arrowtok
+from arrowtok import _native as N
+
+ROWS = ["hello world", None, "", "  two  spaces\n\nand lines", "日本語のテキスト", None, "<|endoftext|>", "x" * 5000, "émoji 😀👍🏽"]
+
+
+def want_rows(ref, rows):
+    return [None if r is None else ref.encode_ordinary(r) for r in rows]
+
+
+@pytest.mark.parametrize("typ", [pa.string(), pa.large_string(), pa.string_view(), pa.binary(), pa.large_binary(), pa.binary_view()])
+def test_layouts(enc, ref, typ):
+    rows = [None if r is None else (r.encode() if pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or typ == pa.binary_view() else r) for r in ROWS]
+    arr = pa.array(rows, typ)
+    res = enc.encode_arrow(arr)
+    assert res.type == pa.list_(pa.int32())
+    res.validate(full=True)
+    assert res.to_pylist() == want_rows(ref, ROWS)
+    assert res.null_count == 2
+    cnt = enc.count_tokens_arrow(arr)
+    assert cnt.type == pa.uint32()
+    assert cnt.to_pylist() == [None if r is None else len(ref.encode_ordinary(r)) for r in ROWS]
+
+
+def test_string_view_long_and_inline():
+    enc = arrowtok.get_encoding("cl100k_base")
+    rows = ["short", "exactly12byt", "thirteen byte", "a much longer string that lives in a data buffer" * 3]
+    arr = pa.array(rows, pa.string_view())
+    assert enc.encode_arrow(arr).to_pylist() == [enc.encode_ordinary(r) for r in rows]
+
+
+def test_empty_and_zero_rows(enc):
+    assert enc.encode_arrow(pa.array([], pa.string())).to_pylist() == []
+    assert enc.encode_arrow(pa.array(["", ""], pa.string())).to_pylist() == [[], []]
+    assert enc.encode_arrow(pa.array([None, None], pa.string())).to_pylist() == [None, None]
+    assert enc.encode_arrow(pa.nulls(3)).to_pylist() == [None] * 3
+    assert enc.count_tokens_arrow(pa.array([], pa.large_string())).to_pylist() == []
+
+
+@pytest.mark.parametrize("start,length", [(0, 9), (1, 3), (2, 7), (5, 0), (8, 1)])
+def test_slices(enc, ref, start, length):
+    arr = pa.array(ROWS).slice(start, length)
+    assert enc.encode_arrow(arr).to_pylist() == want_rows(ref, ROWS[start:start + length])
+    assert enc.count_tokens_arrow(arr).to_pylist() == [None if r is None else len(ref.encode_ordinary(r)) for r in ROWS[start:start + length]]
+
+
+def test_chunked_and_sliced_chunks(enc, ref):
+    ch = pa.chunked_array([pa.array(ROWS[:4]), pa.array(ROWS[4:], pa.large_string()).cast(pa.string()), pa.array([], pa.string())])
+    res = enc.encode_arrow(ch)
+    assert isinstance(res, pa.ChunkedArray) and res.type == pa.list_(pa.int32())
+    assert res.to_pylist() == want_rows(ref, ROWS)
+    assert enc.encode_arrow(ch.slice(2, 5)).to_pylist() == want_rows(ref, ROWS[2:7])
+
+
+def test_dictionary_column(enc, ref):
+    arr = pa.array(["a b", "c", None, "a b", "c"]).dictionary_encode()
+    assert enc.encode_arrow(arr).to_pylist() == want_rows(ref, ["a b", "c", None, "a b", "c"])
+
+
+def test_capsule_objects(enc, ref):
+    pl = pytest.importorskip("polars")
+    s = pl.Series("text", ROWS)
+    assert enc.encode_arrow(s).to_pylist() == want_rows(ref, ROWS)
+
+    class OnlyArrayCapsule:
+        def __init__(self, a):
+            self.a = a
+
+        def __arrow_c_array__(self, requested_schema=None):
+            return self.a.__arrow_c_array__(requested_schema)
+
+    assert enc.encode_arrow(OnlyArrayCapsule(pa.array(ROWS))).to_pylist() == want_rows(ref, ROWS)
+    duckdb = pytest.importorskip("duckdb")
+    rel = duckdb.sql("select * from (values ('hello world'), (NULL), ('')) t(text)")
+    assert enc.encode_arrow(rel).to_pylist() == want_rows(ref, ["hello world", None, ""])
+
+
+def test_wrong_types(enc):
+    with pytest.raises(TypeError, match="int64"):
+        enc.encode_arrow(pa.array([1, 2, 3]))
+    with pytest.raises(TypeError, match="list<item: int32>"):
+        enc.count_tokens_arrow(pa.array([[1]], pa.list_(pa.int32())))
+    with pytest.raises(TypeError, match="dict"):
+        enc.encode_arrow({"a": 1})
+    with pytest.raises(TypeError, match="columns"):
+        enc.encode_arrow(pa.table({"a": ["x"], "b": ["y"]}))
+    with pytest.raises(TypeError, match="list<int32>"):
+        enc.decode_arrow(pa.array(["x"]))
+    with pytest.raises(ValueError, match="threads"):
+        enc.encode_arrow(pa.array(["x"]), threads=0)
+
+
+def test_invalid_utf8_names_row_and_offset(enc, ref):
+    rows = [b"fine", None, b"also fine", b"bad \xff here", b"\xe2\x82"]
+    arr = pa.array(rows, pa.binary())
+    with pytest.raises(arrowtok.ArrowtokError) as e:
+        enc.encode_arrow(arr, threads=2)
+    assert e.value.row == 3 and e.value.byte_offset == 4
+    assert "row 3" in str(e.value) and "byte offset 4" in str(e.value) and "errors='replace'" in str(e.value)
+    # In a later chunk, the row number counts from the start of the whole column.
+    ch = pa.chunked_array([pa.array([b"a", b"b"]), arr])
+    with pytest.raises(arrowtok.ArrowtokError) as e:
+        enc.count_tokens_arrow(ch)
+    assert e.value.row == 5
+    res = enc.encode_arrow(arr, errors="replace").to_pylist()
+    assert res == [None if r is None else ref.encode_ordinary(r.decode("utf-8", "replace")) for r in rows]
+
+
+def test_threads_identical(enc):
+    rows = [("word " * (i % 50)) + str(i) + " 😀" * (i % 3) for i in range(20000)]
+    arr = pa.array(rows)
+    one = enc.encode_arrow(arr, threads=1)
+    for t in (2, 3, 8):
+        assert enc.encode_arrow(arr, threads=t).equals(one)
+        assert enc.count_tokens_arrow(arr, threads=t).equals(enc.count_tokens_arrow(arr, threads=1))
+
+
+def test_output_chunks_when_offsets_would_overflow(enc, ref):
+    # The int32-offset limit is 2**31-1 values per chunk; a test hook lowers it to force chunking.
+    rows = ["one two three", None, "", "four five six seven", "eight"] * 7
+    arr = pa.array(rows)
+    res = enc.encode_arrow(arr, _max_chunk_values=5)
+    assert isinstance(res, pa.ChunkedArray) and res.num_chunks > 1
+    assert res.type == pa.list_(pa.int32())
+    for c in res.chunks:
+        c.validate(full=True)
+        assert len(c.values) <= 5 or len(c) == 1
+    assert res.to_pylist() == want_rows(ref, rows)
+    with pytest.raises(arrowtok.ArrowtokError, match="row 0"):
+        enc.encode_arrow(pa.array(["a b c d e f g h"]), _max_chunk_values=3)
+
+
+def test_allowed_special_in_columns(enc, ref):
+    rows = ["a<|endoftext|>b", None, "<|endofprompt|>"]
+    assert enc.encode_arrow(pa.array(rows)).to_pylist() == [ref.encode_ordinary(rows[0]), None, ref.encode_ordinary(rows[2])]
+    got = enc.encode_arrow(pa.array(rows), allowed_special="all").to_pylist()
+    assert got == [ref.encode(rows[0], allowed_special="all"), None, ref.encode(rows[2], allowed_special="all")]
+    got = enc.encode_arrow(pa.array(rows), allowed_special={"<|endoftext|>"}).to_pylist()
+    assert got[0] == ref.encode(rows[0], allowed_special={"<|endoftext|>"})
+    assert got[2] == ref.encode_ordinary(rows[2])
+    with pytest.raises(ValueError, match="not special tokens"):
+        enc.encode_arrow(pa.array(rows), allowed_special={"<|nope|>"})
+
+
+def test_decode_arrow(enc, ref):
+    rows = ["hello", None, "", "日本 😀", "<|endoftext|>"]
+    toks = enc.encode_arrow(pa.array(rows), allowed_special="all")
+    out = enc.decode_arrow(toks)
+    assert out.type == pa.large_string() and out.to_pylist() == rows
+    assert enc.decode_arrow(toks.slice(1, 3)).to_pylist() == rows[1:4]
+    # other integer list types; partial characters are replaced like tiktoken's decode
+    part = ref.encode_ordinary("😀")[:1]
+    assert enc.decode_arrow(pa.array([part], pa.large_list(pa.int64()))).to_pylist() == [ref.decode(part)]
+    with pytest.raises(arrowtok.ArrowtokError, match="row 1.*unknown token id"):
+        enc.decode_arrow(pa.array([[1], [2, 10**9]], pa.list_(pa.int64())))
+    with pytest.raises(arrowtok.ArrowtokError, match="out of range"):
+        enc.decode_arrow(pa.array([[2**40]], pa.list_(pa.int64())))
+
+
+def test_results_outlive_and_free(enc):
+    # Buffers are owned by Zig until the last Arrow reference goes; views keep them alive.
+    res = enc.encode_arrow(pa.array(["alpha beta"] * 1000))
+    values = res.values
+    del res
+    gc.collect()
+    assert values.to_pylist()[:2] == enc.encode_ordinary("alpha beta")
+
+
+def _rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_rss_stable_over_repeated_calls(enc):
+    arr = pa.array(["some text to encode, again and again 😀"] * 2000 + [None])
+    lists = enc.encode_arrow(arr)
+    for _ in range(100):  # warm up allocator and caches
+        enc.encode_arrow(arr), enc.count_tokens_arrow(arr), enc.decode_arrow(lists), enc.encode("x y z")
+    gc.collect()
+    before = _rss_kb()
+    for _ in range(1000):
+        enc.encode_arrow(arr)
+        enc.count_tokens_arrow(arr)
+        enc.decode_arrow(lists)
+        enc.encode("hello world")
+        enc.decode_bytes([1, 2, 3])
+    gc.collect()
+    grown = _rss_kb() - before
+    assert grown < 20_000, f"RSS grew by {grown} kB over 1000 calls"
+
+
+def test_abi_rejects_bad_arguments(enc):
+    lib = N.lib
+    out = N.Output()
+    opts = N.Options(threads=1)
+    inp = N.Input(layout=0, n_rows=3)  # no offsets buffer
+    assert lib.at_encode_column(enc._vocab.handle, ctypes.byref(inp), ctypes.byref(opts), ctypes.byref(out)) == N.INVALID_ARGUMENT
+    assert lib.at_encode_column(None, ctypes.byref(inp), ctypes.byref(opts), ctypes.byref(out)) == N.INVALID_ARGUMENT
+    inp = N.Input(layout=9, n_rows=0)
+    assert lib.at_encode_column(enc._vocab.handle, ctypes.byref(inp), ctypes.byref(opts), ctypes.byref(out)) == N.INVALID_ARGUMENT
+    inp = N.Input(layout=0, n_rows=-1)
+    assert lib.at_encode_column(enc._vocab.handle, ctypes.byref(inp), ctypes.byref(opts), ctypes.byref(out)) == N.INVALID_ARGUMENT
+    h = ctypes.c_void_p()
+    line = ctypes.c_uint64()
+    assert lib.at_vocab_load_tiktoken(None, 0, 0, ctypes.byref(h), ctypes.byref(line)) == N.INVALID_ARGUMENT
+    assert lib.at_vocab_load_tiktoken(b"abc", 3, 7, ctypes.byref(h), ctypes.byref(line)) == N.INVALID_ARGUMENT
+    assert lib.at_vocab_load_tiktoken(b"@@@ 1\n", 6, 0, ctypes.byref(h), ctypes.byref(line)) == N.BAD_VOCAB and line.value == 1
+    needed = ctypes.c_uint64()
+    bad = ctypes.c_int64()
+    ids = np.array([1, 2], np.uint32)
+    assert lib.at_decode_tokens(enc._vocab.handle, ids.ctypes.data, 2, None, 0, ctypes.byref(needed), ctypes.byref(bad)) == N.BUFFER_TOO_SMALL
+    assert needed.value == len(enc.decode_bytes([1, 2]))
+    lib.at_result_free(None)
+    lib.at_vocab_free(None)
+    got = ctypes.c_int64()
+    assert lib.at_encode_text(None, b"x", 1, ctypes.byref(opts), None, 0, ctypes.byref(got), ctypes.byref(bad)) == N.INVALID_ARGUMENT
+    buf = np.empty(1, np.uint32)
+    assert lib.at_encode_text(enc._vocab.handle, b"hello world", 11, ctypes.byref(opts), buf.ctypes.data, 1,
+                              ctypes.byref(got), ctypes.byref(bad)) == N.BUFFER_TOO_SMALL

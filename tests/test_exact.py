@@ -1,0 +1,178 @@
+"""Exact ids vs the tiktoken oracle: real corpora (whole files and line columns), the 20k-document
+table, hypothesis over all of Unicode, and pathological inputs."""
+from __future__ import annotations
+
+import json
+import random
+
+import pyarrow as pa
+import pytest
+import regex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oracle import SHARED_CORPORA, corpus_files
+
+FILES = corpus_files()
+
+
+def first_diff(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def assert_same(got, want, what):
+    if got != want:
+        i = first_diff(got, want)
+        pytest.fail(f"{what}: {len(got)} vs {len(want)} tokens, first difference at {i}: "
+                    f"arrowtok {got[max(0, i - 3):i + 3]} tiktoken {want[max(0, i - 3):i + 3]}")
+
+
+def test_there_is_real_text():
+    assert len(FILES) >= 10
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_file_whole(enc, ref, path):
+    text = path.read_text(encoding="utf-8")
+    assert_same(enc.encode_ordinary(text), ref.encode_ordinary(text), path.name)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_file_lines_as_column(enc, ref, path):
+    lines = path.read_text(encoding="utf-8").split("\n")
+    got = enc.encode_arrow(pa.array(lines), threads=2).to_pylist()
+    want = ref.encode_ordinary_batch(lines)
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert len(got) == len(want) and not bad, f"{path.name}: rows {bad[:10]} differ"
+    counts = enc.count_tokens_arrow(pa.array(lines), threads=2).to_pylist()
+    assert counts == [len(w) for w in want]
+
+
+@pytest.mark.skipif(not (SHARED_CORPORA / "sample_docs.jsonl").exists(), reason="shared corpora not present")
+def test_sample_docs_table(enc, ref):
+    import pyarrow.json as pj
+
+    table = pj.read_json(SHARED_CORPORA / "sample_docs.jsonl")
+    col = table.column("text")
+    got = enc.encode_arrow(col, threads=2)
+    want = ref.encode_ordinary_batch(col.to_pylist())
+    assert got.to_pylist() == want
+    assert enc.count_tokens_arrow(col).to_pylist() == [len(w) for w in want]
+
+
+def test_sample_docs_from_repo(enc, ref):
+    # The same shape from the repo alone: lines of every sample_data text as short documents.
+    texts = []
+    for p in FILES:
+        if p.parent.name == "text":
+            texts += [t for t in p.read_text(encoding="utf-8").split("\n\n")]
+    assert len(texts) > 100
+    assert enc.encode_arrow(pa.array(texts, pa.large_string())).to_pylist() == ref.encode_ordinary_batch(texts)
+
+
+# ---- hypothesis over all of Unicode ------------------------------------------------------------
+
+# Every code point a str can carry to UTF-8 (no surrogates), all categories incl. unassigned.
+any_char = st.characters(codec="utf-8")
+tricky = st.sampled_from(list("'sStTdDmMlLvVeErRkK\u017f\u212a \r\n\t\u00a0\u3000\u2028\u0085/123aAǅʰ中\u0301.!?-_<|>")
+                         + ["\r\n", "  ", "\n\n", "'s", "'LL", "'Re", "\u0300\u0301", "😀", "👍🏽", "\U000e0061", "<|endoftext|>"])
+texts = st.one_of(
+    st.text(any_char, max_size=200),
+    st.lists(tricky, max_size=60).map("".join),
+    st.lists(st.one_of(tricky, any_char), max_size=80).map("".join),
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_hypothesis_cl100k(text):
+    from arrowtok import get_encoding
+    from oracle import oracle
+
+    assert get_encoding("cl100k_base").encode_ordinary(text) == oracle("cl100k_base").encode_ordinary(text)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_hypothesis_o200k(text):
+    from arrowtok import get_encoding
+    from oracle import oracle
+
+    assert get_encoding("o200k_base").encode_ordinary(text) == oracle("o200k_base").encode_ordinary(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), texts), max_size=30), st.integers(1, 4))
+def test_hypothesis_columns(rows, threads):
+    from arrowtok import get_encoding
+    from oracle import oracle
+
+    for name in ("cl100k_base", "o200k_base"):
+        got = get_encoding(name).encode_arrow(pa.array(rows, pa.string()), threads=threads).to_pylist()
+        want = [None if r is None else oracle(name).encode_ordinary(r) for r in rows]
+        assert got == want
+
+
+def test_random_bytes_documents(enc, ref):
+    # Seeded random mixtures of scripts, whitespace and punctuation, as a column.
+    rng = random.Random(7)
+    pool = [chr(c) for c in list(range(0x20, 0x7F)) * 4 + list(range(0xA0, 0x2000, 7)) + list(range(0x3000, 0x3100))
+            + list(range(0x1F300, 0x1F650, 3)) + [0x0, 0xD, 0xA, 0x9, 0x85, 0x2028, 0xFEFF, 0x10FFFF]]
+    docs = ["".join(rng.choice(pool) for _ in range(rng.randrange(0, 300))) for _ in range(3000)]
+    assert enc.encode_arrow(pa.array(docs)).to_pylist() == ref.encode_ordinary_batch(docs)
+
+
+# ---- pathological inputs ----------------------------------------------------------------------
+
+def piecewise_oracle(ref, text):
+    """tiktoken's own per-piece BPE over the pattern's pieces from `regex` (for inputs where
+    tiktoken's full encoder overflows its stack)."""
+    out = []
+    for piece in regex.findall(ref._pat_str, text):
+        out += ref._encode_single_piece(piece.encode("utf-8"))
+    return out
+
+
+def _random_word(n, seed=1):
+    rng = random.Random(seed)
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+
+
+PATHOLOGICAL = {
+    "1MB_a": lambda: "a" * (1 << 20),
+    "1MB_spaces": lambda: " " * (1 << 20),
+    "1MB_newlines": lambda: "\n" * (1 << 20),
+    "1MB_digits": lambda: "7" * (1 << 20),
+    "1MB_random_word": lambda: _random_word(1 << 20),
+    "combining_10000": lambda: "a" + "\u0301" * 10000,
+    "1MB_cjk": lambda: "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(350_000)),
+    "1MB_apostrophes": lambda: "'" * (1 << 20),
+    "space_newline_mix": lambda: " \n" * (1 << 19),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PATHOLOGICAL))
+def test_pathological(enc, ref, case):
+    text = PATHOLOGICAL[case]()
+    got = enc.encode_ordinary(text)
+    assert_same(got, piecewise_oracle(ref, text), case)
+    col = enc.encode_arrow(pa.array([text, "x", text[:1000]]), threads=2).to_pylist()
+    assert col[0] == got and col[2] == enc.encode_ordinary(text[:1000])
+
+
+def test_oracle_agrees_with_tiktoken_where_it_can(ref):
+    # The piecewise oracle is the same function as tiktoken's encoder on inputs tiktoken handles.
+    text = (FILES[0].read_text(encoding="utf-8"))[:20000]
+    assert piecewise_oracle(ref, text) == ref.encode_ordinary(text)
+
+
+def test_jsonl_documents_sample(enc, ref):
+    path = SHARED_CORPORA / "sample_docs.jsonl"
+    if not path.exists():
+        pytest.skip("shared corpora not present")
+    docs = [json.loads(l)["text"] for l in path.read_text(encoding="utf-8").splitlines()[:3000]]
+    for d in docs[:500]:
+        assert enc.encode_ordinary(d) == ref.encode_ordinary(d)
