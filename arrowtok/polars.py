@@ -25,6 +25,7 @@ PyCapsule interface); the token lists and counts come back to Polars without cop
 """
 from __future__ import annotations
 
+import re
 from typing import AbstractSet, Literal, Union, overload
 
 import polars as pl
@@ -145,7 +146,10 @@ def _batch_error(e: ArrowtokError, s: pl.Series, kind: str) -> ArrowtokError:
     where = (f" (row {e.row} of the {len(s)}-row batch Polars passed for column {s.name!r}; in lazy, "
              f"group_by and streaming queries a batch may be a slice of the column"
              f"{_value_snippet(s, e.row)})") if e.row is not None else f" (column {s.name!r})"
-    return ArrowtokError(f"arrowtok.polars {kind}: {e}{where}", e.row, e.byte_offset)
+    msg = re.sub(r"^(encode_arrow|count_tokens_arrow|decode_arrow): ", "", str(e))
+    # Polars re-raises a UDF's exception as a new one of the same class built from the message alone,
+    # so `.row` does not survive a query: the message carries the row and the value.
+    return ArrowtokError(f"arrowtok.polars {kind}: {msg}{where}", e.row, e.byte_offset)
 
 
 # ---- expressions ---------------------------------------------------------------------------------
