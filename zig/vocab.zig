@@ -527,3 +527,63 @@ fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{
     }
     return cnt;
 }
+
+fn testVocab(gpa: std.mem.Allocator) !*Vocab {
+    // All 256 bytes plus a few merges ("ab", "abc", "bc", "aa", "aaaa"), ranks in line order.
+    var text: std.ArrayList(u8) = .empty;
+    defer text.deinit(gpa);
+    var rank: usize = 0;
+    var b64: [64]u8 = undefined;
+    var i: usize = 0;
+    while (i < 256) : (i += 1) {
+        const one = [_]u8{@intCast(i)};
+        const e = std.base64.standard.Encoder.encode(&b64, &one);
+        try text.print(gpa, "{s} {d}\n", .{ e, rank });
+        rank += 1;
+    }
+    for ([_][]const u8{ "aa", "bc", "ab", "abc", "aaaa", "ca" }) |t| {
+        const e = std.base64.standard.Encoder.encode(&b64, t);
+        try text.print(gpa, "{s} {d}\n", .{ e, rank });
+        rank += 1;
+    }
+    var bad: u64 = 0;
+    return loadTiktoken(gpa, .cl100k, text.items, &bad);
+}
+
+test "heap merge equals the O(n^2) scan on random strings" {
+    const gpa = std.testing.allocator;
+    const v = try testVocab(gpa);
+    defer v.deinit();
+    var scratch = Scratch.init(gpa);
+    defer scratch.deinit();
+    var prng = std.Random.DefaultPrng.init(42);
+    const r = prng.random();
+    var piece: [small_max]u8 = undefined;
+    var a: [small_max]u32 = undefined;
+    var b: [small_max]u32 = undefined;
+    var iter: usize = 0;
+    while (iter < 2000) : (iter += 1) {
+        const n = r.intRangeAtMost(usize, 2, small_max);
+        for (piece[0..n]) |*c| c.* = "abc"[r.intRangeLessThan(usize, 0, 3)];
+        const na = mergeSmall(v, piece[0..n], &a);
+        const nb = try mergeHeap(v, piece[0..n], &b, &scratch);
+        try std.testing.expectEqualSlices(u32, a[0..na], b[0..nb]);
+        // tokens re-concatenate to the piece
+        var len: usize = 0;
+        for (a[0..na]) |t| len += v.tokenBytes(t).len;
+        try std.testing.expectEqual(n, len);
+    }
+}
+
+test "leftmost lowest rank wins" {
+    const gpa = std.testing.allocator;
+    const v = try testVocab(gpa);
+    defer v.deinit();
+    var out: [8]u32 = undefined;
+    // "aaa": "aa" (rank 256) merges leftmost first -> ["aa", "a"]
+    const n = mergeSmall(v, "aaa", &out);
+    try std.testing.expectEqual(@as(usize, 2), n);
+    try std.testing.expectEqual(@as(u32, 256), out[0]);
+    try std.testing.expectEqual(@as(u32, 'a'), out[1]);
+    try std.testing.expectEqual(no_rank, v.rank("zz"));
+}
