@@ -22,10 +22,15 @@ every `duckdb.connect(...)` that needs them.
 from __future__ import annotations
 
 import re
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import duckdb
 import pyarrow as pa
+
+try:  # duckdb >= 1.4
+    from duckdb.func import FunctionNullHandling, PythonUDFType
+except ImportError:  # pragma: no cover - older duckdb
+    from duckdb.functional import FunctionNullHandling, PythonUDFType  # type: ignore[no-redef]
 
 from arrowtok.encoding import ArrowtokError, Encoding, get_encoding, list_encoding_names
 
@@ -54,8 +59,8 @@ def _snippet(col, row: int | None) -> str:
     return "; value: " + (r if len(r) <= 80 else r[:77] + "...")
 
 
-def _wrap(sql_name: str, fn: Callable[[pa.ChunkedArray], object]) -> Callable[[pa.ChunkedArray], object]:
-    def udf(col):
+def _wrap(sql_name: str, fn: Callable[[pa.ChunkedArray], Any]) -> Callable[..., Any]:
+    def udf(col: pa.ChunkedArray) -> Any:
         try:
             return fn(col)
         except ArrowtokError as e:
@@ -129,8 +134,8 @@ def register(con: duckdb.DuckDBPyConnection | None = None, encoding: EncodingLik
     done: list[str] = []
     try:
         for name, fn, arg, ret in specs:
-            con.create_function(name, _wrap(name, fn), [arg], ret, type="arrow", null_handling="special",
-                                side_effects=False)
+            con.create_function(name, _wrap(name, fn), [arg], ret, type=PythonUDFType.ARROW,
+                                null_handling=FunctionNullHandling.SPECIAL, side_effects=False)
             done.append(name)
     except BaseException:
         for name in done:
