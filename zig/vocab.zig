@@ -33,6 +33,12 @@ pub const Vocab = struct {
     n_ids: u32,
     /// Unique per loaded vocabulary (tags thread-local piece caches).
     serial: u64,
+    /// (left id, right id) -> id of their concatenation, for every way of splitting every token
+    /// into two tokens: exactly the pairs whose bytes-concatenation is a token, so merging by
+    /// ids equals tiktoken's merging by bytes. Slot = key(40 bits) << 20 | id(20 bits); empty = ~0.
+    /// Empty when ids do not fit 20 bits (then merges look bytes up instead).
+    pair_slots: []u64,
+    pair_shift: u6,
     /// Special tokens (for decode): id -> bytes.
     special_ids: []u32,
     special_bytes: []u8,
@@ -40,6 +46,7 @@ pub const Vocab = struct {
 
     pub fn deinit(v: *Vocab) void {
         const gpa = v.gpa;
+        gpa.free(v.pair_slots);
         gpa.free(v.bytes);
         gpa.free(v.offs);
         gpa.free(v.slots);
@@ -68,6 +75,55 @@ pub const Vocab = struct {
                 if (t.len == s.len and std.mem.eql(u8, t, s)) return id;
             }
             i = (i + 1) & v.mask;
+        }
+    }
+
+    inline fn pairSlot(v: *const Vocab, key: u64) usize {
+        return @intCast((key *% 0x9E3779B97F4A7C15) >> v.pair_shift);
+    }
+
+    /// Id of the token whose bytes are bytes(a) ++ bytes(b), or no_rank.
+    pub inline fn pairRank(v: *const Vocab, a: u32, b: u32) u32 {
+        const key = (@as(u64, a) << 20) | b;
+        const mask = v.pair_slots.len - 1;
+        var i = v.pairSlot(key);
+        while (true) {
+            const e = v.pair_slots[i];
+            if (e == empty_slot) return no_rank;
+            if (e >> 20 == key) return @intCast(e & 0xFFFFF);
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn buildPairs(v: *Vocab) !void {
+        var count: usize = 0;
+        var id: u32 = 0;
+        while (id < v.n_ids) : (id += 1) {
+            const t = v.tokenBytes(id);
+            if (t.len < 2) continue;
+            for (1..t.len) |i| {
+                if (v.rank(t[0..i]) != no_rank and v.rank(t[i..]) != no_rank) count += 1;
+            }
+        }
+        var bits: u6 = 4;
+        while ((@as(usize, 1) << bits) < count * 2 + 16) bits += 1;
+        v.pair_slots = try v.gpa.alloc(u64, @as(usize, 1) << bits);
+        @memset(v.pair_slots, empty_slot);
+        v.pair_shift = @intCast(64 - @as(u7, bits));
+        const mask = v.pair_slots.len - 1;
+        id = 0;
+        while (id < v.n_ids) : (id += 1) {
+            const t = v.tokenBytes(id);
+            if (t.len < 2) continue;
+            for (1..t.len) |i| {
+                const a = v.rank(t[0..i]);
+                const b = v.rank(t[i..]);
+                if (a == no_rank or b == no_rank) continue;
+                const key = (@as(u64, a) << 20) | b;
+                var k = v.pairSlot(key);
+                while (v.pair_slots[k] != empty_slot) k = (k + 1) & mask;
+                v.pair_slots[k] = (key << 20) | id;
+            }
         }
     }
 
@@ -174,6 +230,8 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         .max_token_len = 0,
         .n_ids = n_ids,
         .serial = next_serial.fetchAdd(1, .monotonic),
+        .pair_slots = &.{},
+        .pair_shift = 63,
         .special_ids = &.{},
         .special_bytes = &.{},
         .special_offs = &.{},
@@ -238,6 +296,8 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         if (t.len == 1) v.byte_rank[t[0]] = id;
     }
     for (v.byte_rank) |r| if (r == no_rank) return error.MissingByte;
+    if (n_ids <= (1 << 20)) try v.buildPairs();
+    errdefer gpa.free(v.pair_slots);
     v.special_ids = try gpa.alloc(u32, 0);
     v.special_bytes = try gpa.alloc(u8, 0);
     v.special_offs = try gpa.alloc(u32, 1);
@@ -403,6 +463,38 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
 }
 
 fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32) usize {
+    if (v.pair_slots.len == 0) return mergeSmallBytes(v, piece, out);
+    // ids[i]: token of part i. ranks[i]: id of parts i and i+1 merged (rank == id), or no_rank.
+    var ids: [small_max]u32 = undefined;
+    var ranks: [small_max]u32 = undefined;
+    var n: usize = piece.len;
+    for (0..n) |i| ids[i] = v.byte_rank[piece[i]];
+    for (0..n - 1) |i| ranks[i] = v.pairRank(ids[i], ids[i + 1]);
+    ranks[n - 1] = no_rank;
+    while (n > 1) {
+        var best: u32 = no_rank;
+        var bi: usize = 0;
+        for (ranks[0 .. n - 1], 0..) |r, i| {
+            if (r < best) {
+                best = r;
+                bi = i;
+            }
+        }
+        if (best == no_rank) break;
+        ids[bi] = best;
+        std.mem.copyForwards(u32, ids[bi + 1 .. n - 1], ids[bi + 2 .. n]);
+        std.mem.copyForwards(u32, ranks[bi + 1 .. n - 1], ranks[bi + 2 .. n]);
+        n -= 1;
+        ranks[n - 1] = no_rank;
+        ranks[bi] = if (bi + 1 < n) v.pairRank(best, ids[bi + 1]) else no_rank;
+        if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], best);
+    }
+    @memcpy(out[0..n], ids[0..n]);
+    return n;
+}
+
+/// The same merge looking pairs up by bytes (vocabularies with ids beyond 20 bits).
+fn mergeSmallBytes(v: *const Vocab, piece: []const u8, out: []u32) usize {
     // starts[i]: start of part i; starts[n] = piece.len. ranks[i]: rank of parts i and i+1 merged.
     var starts: [small_max + 1]u32 = undefined;
     var ranks: [small_max]u32 = undefined;
@@ -568,6 +660,8 @@ test "heap merge equals the O(n^2) scan on random strings" {
         const na = mergeSmall(v, piece[0..n], &a);
         const nb = try mergeHeap(v, piece[0..n], &b, &scratch);
         try std.testing.expectEqualSlices(u32, a[0..na], b[0..nb]);
+        const nc = mergeSmallBytes(v, piece[0..n], &b);
+        try std.testing.expectEqualSlices(u32, a[0..na], b[0..nc]);
         // tokens re-concatenate to the piece
         var len: usize = 0;
         for (a[0..na]) |t| len += v.tokenBytes(t).len;
