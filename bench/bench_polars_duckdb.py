@@ -195,7 +195,7 @@ def main() -> None:
         ("Polars String -> Arrow (PyCapsule, string_view)", median_ms(lambda: pa.chunked_array(s)), f"type {view.type}"),
         ("Polars String -> Arrow large_string (to_arrow(), for comparison)", median_ms(lambda: s.to_arrow()), "a copy"),
         ("Zig encode_arrow on the string_view column", median_ms(lambda: enc.encode_arrow(view), 3), "the work itself"),
-        ("Arrow list<int32> -> Polars List(Int32)", median_ms(lambda: pl.Series("t", ids)), "offsets widened to int64"),
+        ("Arrow list<int32> -> Polars List(Int32)", median_ms(lambda: pl.Series("t", ids)), "Polars keeps int64 offsets: n+1 offsets converted, ids not copied"),
         ("Arrow uint32 -> Polars UInt32", median_ms(lambda: pl.Series("t", counts)), ""),
         ("Polars List(Int32) -> Arrow (PyCapsule)", median_ms(lambda: pa.chunked_array(ids_pl)), f"type {ids_back.type}"),
         ("Zig decode_arrow", median_ms(lambda: enc.decode_arrow(ids_back), 3), "the work itself"),
