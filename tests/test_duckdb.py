@@ -235,3 +235,14 @@ def test_encoding_object(tmp_path):
     enc = arrowtok.get_encoding("o200k_base")
     c = ad.register(duckdb.connect(), enc, prefix="e_")
     assert c.execute("SELECT e_count_tokens('hello world')").fetchone()[0] == 2
+
+
+def test_repo_sample_docs_parquet(con):
+    files = sorted(SAMPLE_DATA.glob("docs-*.parquet"))
+    if not files:
+        pytest.skip("sample_data/docs-*.parquet not in this checkout")
+    glob = str(SAMPLE_DATA / "docs-*.parquet")
+    rows = con.execute(f"SELECT text, tokenize(text) FROM read_parquet('{glob}')").fetchall()
+    assert [r[1] for r in rows] == want_ids("cl100k_base", [r[0] for r in rows])
+    total = con.execute(f"SELECT sum(count_tokens(text)) FROM read_parquet('{glob}')").fetchone()[0]
+    assert total == sum(len(r[1]) for r in rows)

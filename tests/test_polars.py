@@ -325,3 +325,14 @@ def test_invalid_input_errors():
         tokenizer(errors="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threads"):
         tokenizer(threads=0)
+
+
+def test_repo_sample_docs_parquet_streaming():
+    files = sorted(SAMPLE_DATA.glob("docs-*.parquet"))
+    if not files:
+        pytest.skip("sample_data/docs-*.parquet not in this checkout")
+    out = (pl.scan_parquet(files).with_columns(tok("text"), tok.count("text"))
+           .collect(engine="streaming"))
+    want = want_ids("cl100k_base", out["text"].to_list())
+    assert out["text_tokens"].to_list() == want
+    assert out["text_n_tokens"].to_list() == [len(w) for w in want]
