@@ -41,9 +41,10 @@ const State = struct {
 var state_storage: State = .{};
 var state: *State = &state_storage;
 
-fn workerMain(s: *State) void {
+/// `seen`: the generation when the worker was spawned, so a job posted while it starts is not missed.
+fn workerMain(s: *State, start_generation: u64) void {
     _ = c.pthread_mutex_lock(&s.mu);
-    var seen: u64 = s.generation;
+    var seen: u64 = start_generation;
     while (true) {
         while (s.generation == seen) _ = c.pthread_cond_wait(&s.cv_work, &s.mu);
         seen = s.generation;
@@ -79,7 +80,7 @@ pub fn run(job: *Job, threads: usize) void {
     defer _ = c.pthread_mutex_unlock(&s.submit_mu);
     _ = c.pthread_mutex_lock(&s.mu);
     while (s.n_started < want - 1) {
-        const t = std.Thread.spawn(.{ .stack_size = 1 << 20 }, workerMain, .{s}) catch break;
+        const t = std.Thread.spawn(.{ .stack_size = 1 << 20 }, workerMain, .{ s, s.generation }) catch break;
         t.detach();
         s.n_started += 1;
     }
