@@ -1,0 +1,763 @@
+#!/usr/bin/env python
+"""arrowtok against every exact BPE peer: one command reproduces the comparison table of issue 3.
+
+    python bench/bench.py                 # full run (about 15 minutes on 2 cores)
+    python bench/bench.py --quick         # small subset, about a minute
+    python bench/bench.py --encodings cl100k_base --corpora english,docs --tools arrowtok,tiktoken,gigatoken
+
+What it does, in order:
+  1. For each thread count (--threads, default "1,<all cores>") it starts one worker process with
+     RAYON_NUM_THREADS / FASTOKENS_BPE_THREADS / TOKENIZERS_PARALLELISM set to that count (rayon
+     sizes its pool once per process), which loads every tool offline from local vocab files. A tool
+     that cannot be imported or loaded is reported with the reason, never dropped.
+  2. Per corpus x encoding x mode it first checks every tool's ids against tiktoken (document mode:
+     each document through the tool's single-string encode; column mode: the Arrow column through
+     the tool's end-to-end column path). A tool that differs is reported "not exact (N mismatching
+     rows)" and its speed is flagged.
+  3. It times the tools interleaved (A, B, C, A, B, C, ...) for --repeats rounds and reports medians
+     in MB/s of UTF-8 input, with ratios vs tiktoken and vs the fastest exact peer.
+  4. Pathological inputs through arrowtok vs 1 MB of English, and peak memory of encoding a ~100 MB
+     column (in a fresh subprocess) vs input + output size.
+  5. Prints Markdown and saves it (plus the raw JSON) under bench/results/ with the machine description.
+
+Modes:
+  doc     one document at a time: each tool's single-string encode over the corpus documents (a
+          whole file per call for the file corpora; each row for the docs/lines corpora); threads=1
+          only, since no tool parallelises a single encode call.
+  column  pyarrow string column -> pyarrow list<int32>, end to end: each tool's conversions from the
+          Arrow column to its input (to_pylist, awkward) and from its output back to list<int32> are
+          inside the timed region. File corpora become a column of paragraphs (split after blank lines).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED_CORPORA = REPO.parent / "shared" / "corpora"
+SAMPLE_TEXT = REPO / "sample_data" / "text"
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+ENCODINGS = ["cl100k_base", "o200k_base"]
+
+# corpus name -> (kind, file names). kind "files": documents are files, column is their paragraphs.
+CORPORA = {
+    "english": ("files", ["en_gutenberg_alice.txt", "en_gutenberg_leaves_of_grass.txt",
+                          "en_gutenberg_moby_dick.txt", "en_gutenberg_pride_prejudice.txt",
+                          "en_gutenberg_sherlock.txt", "en_gutenberg_two_cities.txt",
+                          "en_gutenberg_ulysses.txt"]),
+    "code": ("files", ["code_python_stdlib.txt", "code_c_sqlite3.txt", "code_rust_regex_syntax.txt",
+                       "code_js_lodash.txt"]),
+    "multilingual": ("files", ["ml_udhr_all.txt", "zh_debian_reference.txt", "ja_aozora_wagahai_neko.txt",
+                               "ko_debian_faq.txt", "ru_debian_faq.txt"]),
+    "dictionary": ("files", ["talk_dictionary_gcide.txt"]),
+    "docs": ("jsonl", ["sample_docs.jsonl"]),
+    "lines": ("lines", []),
+}
+# repo fallbacks (sample_data/text) when ../shared/corpora is missing
+FALLBACK = {
+    "english": ["en_gutenberg_alice.txt", "en_wikipedia_taylorswift.txt"],
+    "code": ["code_python_stdlib.txt", "code_c_sqlite3.txt"],
+    "multilingual": ["ml_udhr_core.txt", "zh_debian_reference.txt", "ja_aozora_wagahai_neko.txt",
+                     "ru_debian_faq.txt"],
+    "dictionary": [],
+}
+
+FLAG = "✗"
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpora
+# ---------------------------------------------------------------------------------------------
+
+def _cut(text: str, max_bytes: int | None) -> str:
+    """The first max_bytes of text (UTF-8), cut back to the end of a line."""
+    if max_bytes is None:
+        return text
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    end = raw.rfind(b"\n", 0, max_bytes)
+    end = max_bytes if end <= 0 else end + 1
+    return raw[:end].decode("utf-8", "ignore")
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Split after blank lines, keeping the separators, so the rows add up to the whole text."""
+    parts = text.split("\n\n")
+    rows = [p + "\n\n" for p in parts[:-1]] + [parts[-1]]
+    return [r for r in rows if r]
+
+
+def _source(name: str) -> Path | None:
+    for d in (SHARED_CORPORA, SAMPLE_TEXT):
+        p = d / name
+        if p.is_file():
+            return p
+    return None
+
+
+def load_corpus(name: str, max_mb: float | None, max_rows: int | None) -> dict:
+    """{name, docs (doc mode), rows (column mode), sources, note}."""
+    kind, files = CORPORA[name]
+    cap = None if max_mb is None else int(max_mb * 1_000_000)
+    note = ""
+    if kind == "files":
+        paths = [SHARED_CORPORA / f for f in files if (SHARED_CORPORA / f).is_file()]
+        if not paths:
+            paths = [SAMPLE_TEXT / f for f in FALLBACK[name] if (SAMPLE_TEXT / f).is_file()]
+            note = "fallback: repo sample_data/text"
+        if not paths:
+            return {"name": name, "docs": [], "rows": [], "sources": [], "note": "missing"}
+        per_file = None if cap is None else max(cap // len(paths), 1)
+        docs = [_cut(p.read_text(encoding="utf-8"), per_file) for p in paths]
+        rows = [r for d in docs for r in _paragraphs(d)]
+        return {"name": name, "docs": docs, "rows": rows, "sources": [p.name for p in paths], "note": note}
+    if kind == "jsonl":
+        p = _source(files[0])
+        if p is None:
+            return {"name": name, "docs": [], "rows": [], "sources": [], "note": "missing"}
+        rows = []
+        with open(p, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    rows.append(json.loads(line)["text"])
+        rows = rows[: max_rows or 20_000]
+        return {"name": name, "docs": rows, "rows": rows, "sources": [p.name], "note": note}
+    # lines: the lines of all corpora (sorted file names), non-empty, first N
+    base = SHARED_CORPORA if SHARED_CORPORA.is_dir() else SAMPLE_TEXT
+    limit = max_rows or 200_000
+    rows, sources = [], []
+    for p in sorted(base.iterdir()):
+        if p.suffix not in (".txt", ".md") or not p.is_file() or p.name == "README.md":
+            continue
+        sources.append(p.name)
+        for line in p.read_text(encoding="utf-8").split("\n"):
+            if line:
+                rows.append(line)
+                if len(rows) >= limit:
+                    break
+        if len(rows) >= limit:
+            break
+    if base != SHARED_CORPORA:
+        note = "fallback: repo sample_data/text"
+    return {"name": name, "docs": rows, "rows": rows, "sources": sources, "note": note}
+
+
+def utf8_len(texts: list[str]) -> int:
+    return sum(len(t.encode("utf-8")) for t in texts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exactness
+# ---------------------------------------------------------------------------------------------
+
+def _as_list(ids) -> list[int]:
+    return ids.tolist() if hasattr(ids, "tolist") else list(ids)
+
+
+def doc_mismatches(ref: list[list[int]], got: list) -> list[int]:
+    return [i for i, (a, b) in enumerate(zip(ref, got)) if a != _as_list(b)]
+
+
+def column_mismatches(ref, got) -> list[int]:
+    """Rows where two list<int32> arrays differ (fast path: whole-array equality)."""
+    import pyarrow as pa
+
+    if isinstance(got, pa.ChunkedArray):
+        got = got.combine_chunks()
+    if len(ref) != len(got):
+        return list(range(max(len(ref), len(got))))
+    if got.type != ref.type:
+        got = got.cast(ref.type)
+    if ref.equals(got):
+        return []
+    a, b = ref.to_pylist(), got.to_pylist()
+    return [i for i in range(len(a)) if a[i] != b[i]]
+
+
+def describe_mismatch(tik, text: str, ref: list[int], got: list[int]) -> dict:
+    """Where two id lists for one input first differ, as text around that point."""
+    got = _as_list(got)
+    i = next((k for k in range(min(len(ref), len(got))) if ref[k] != got[k]), min(len(ref), len(got)))
+    start = len(tik.decode_bytes(ref[:i]))
+    raw = text.encode("utf-8")
+    return {"first_token": i, "byte_offset": start,
+            "context": raw[max(0, start - 40): start + 60].decode("utf-8", "replace"),
+            "expected": ref[i: i + 6], "got": got[i: i + 6], "input_len_bytes": len(raw)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker: one process per thread count
+# ---------------------------------------------------------------------------------------------
+
+def _timed(fn) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    out = fn()
+    dt_ = time.perf_counter() - t0
+    del out
+    return dt_
+
+
+def worker(cfg: dict) -> dict:
+    import pyarrow as pa
+
+    import peers as P
+
+    threads = cfg["threads"]
+    out = {"threads": threads, "load": {}, "rows": [], "mismatch_examples": []}
+    corpora = [load_corpus(c, cfg["max_mb"], cfg["max_rows"].get(c)) for c in cfg["corpora"]]
+    for c in corpora:
+        out.setdefault("corpora", {})[c["name"]] = {
+            "sources": c["sources"], "note": c["note"], "docs": len(c["docs"]), "rows": len(c["rows"]),
+            "doc_bytes": utf8_len(c["docs"]), "col_bytes": utf8_len(c["rows"])}
+    for enc in cfg["encodings"]:
+        tools = {}
+        for name in cfg["tools"]:
+            cls = P.PEERS[name]
+            t0 = time.perf_counter()
+            try:
+                __import__(cls.module)
+            except Exception as e:  # noqa: BLE001
+                out["load"][f"{name}/{enc}"] = {"ok": False, "why": f"import {cls.module}: {type(e).__name__}: {e}"}
+                continue
+            try:
+                tool = cls(enc, threads)
+                tool.load()
+            except Exception as e:  # noqa: BLE001
+                out["load"][f"{name}/{enc}"] = {"ok": False, "why": f"load: {type(e).__name__}: {e}"}
+                continue
+            tools[name] = tool
+            out["load"][f"{name}/{enc}"] = {"ok": True, "seconds": round(time.perf_counter() - t0, 3)}
+        ref_tool = tools.get("tiktoken")
+        if ref_tool is None:
+            out["rows"].append({"encoding": enc, "error": "tiktoken (the reference) did not load"})
+            continue
+        for c in corpora:
+            if not c["rows"]:
+                continue
+            modes = [m for m in cfg["modes"] if not (m == "doc" and threads != 1)]
+            for mode in modes:
+                row = run_row(c, enc, mode, threads, tools, ref_tool, cfg["repeats"], out["mismatch_examples"])
+                out["rows"].append(row)
+                print(f"[bench] T={threads} {enc} {c['name']} {mode}: " + ", ".join(
+                    f"{k} {v['mbps']:.1f}" + ("" if v.get("exact", True) else FLAG)
+                    for k, v in row["tools"].items() if v.get("mbps")), file=sys.stderr, flush=True)
+        del tools, ref_tool
+        gc.collect()
+    return out
+
+
+def run_row(c, enc, mode, threads, tools, ref_tool, repeats, examples) -> dict:
+    import pyarrow as pa
+
+    row = {"corpus": c["name"], "encoding": enc, "mode": mode, "threads": threads, "tools": {}}
+    if mode == "doc":
+        items = c["docs"]
+        nbytes = utf8_len(items)
+        ref = [ref_tool.encode_one(t) for t in items]
+        jobs = {}
+        for name, tool in tools.items():
+            if not tool.doc_mode:
+                continue
+            jobs[name] = (lambda tool=tool: [tool.encode_one(t) for t in items])
+    else:
+        items = c["rows"]
+        col = pa.array(items, type=pa.string())
+        nbytes = utf8_len(items)
+        ref = ref_tool.encode_column(col)
+        jobs = {}
+        for name, tool in tools.items():
+            jobs[name] = (lambda tool=tool: tool.encode_column(col))
+            if tool.has_count:
+                jobs[f"{name} count"] = (lambda tool=tool: tool.count_column(col))
+    row["bytes"] = nbytes
+    row["items"] = len(items)
+    # 1. exactness against tiktoken (also the warm-up run of every tool)
+    for name, fn in list(jobs.items()):
+        rec = row["tools"].setdefault(name, {})
+        try:
+            got = fn()
+        except Exception as e:  # noqa: BLE001
+            rec["error"] = f"{type(e).__name__}: {e}"[:300]
+            rec["trace"] = traceback.format_exc(limit=3)[-800:]
+            del jobs[name]
+            continue
+        if name.endswith(" count"):
+            want = pa.array([len(x) for x in ref.to_pylist()] if mode == "column" else [], type=pa.uint32())
+            if isinstance(got, pa.ChunkedArray):
+                got = got.combine_chunks()
+            bad = [] if got.cast(pa.uint32()).equals(want) else [
+                i for i, (a, b) in enumerate(zip(want.to_pylist(), got.to_pylist())) if a != b]
+        elif mode == "doc":
+            bad = doc_mismatches(ref, got)
+        else:
+            bad = column_mismatches(ref, got)
+        rec["exact"] = not bad
+        rec["mismatches"] = len(bad)
+        if bad:
+            i = bad[0]
+            ex = {"tool": name, "encoding": enc, "corpus": c["name"], "mode": mode, "threads": threads,
+                  "row": i, "mismatching_rows": len(bad)}
+            if not name.endswith(" count"):
+                r = ref[i] if mode == "doc" else ref[i].as_py()
+                g = got[i] if mode == "doc" else got[i].as_py()
+                ex.update(describe_mismatch(ref_tool.enc, items[i], r, g))
+                if name.startswith("arrowtok") and len(items[i].encode("utf-8")) <= 20000:
+                    ex["input"] = items[i]
+            examples.append(ex)
+        del got
+    # 2. interleaved timing
+    times = {name: [] for name in jobs}
+    for _ in range(repeats):
+        for name, fn in jobs.items():
+            try:
+                times[name].append(_timed(fn))
+            except Exception as e:  # noqa: BLE001
+                row["tools"][name]["error"] = f"{type(e).__name__}: {e}"[:300]
+    for name, ts in times.items():
+        if ts:
+            med = statistics.median(ts)
+            row["tools"][name].update({"median_s": med, "mbps": nbytes / med / 1e6,
+                                       "times": [round(t, 5) for t in ts]})
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Pathological inputs and peak memory (arrowtok only; each in a subprocess)
+# ---------------------------------------------------------------------------------------------
+
+def pathological(cfg: dict) -> dict:
+    import arrowtok
+
+    rng = random.Random(1234)
+    mb = 1_000_000
+    english = _cut("".join(load_corpus("english", None, None)["docs"]), mb)
+    inputs = {
+        "1 MB English (baseline)": english,
+        "1 MB one char ('a')": "a" * mb,
+        "1 MB spaces": " " * mb,
+        "1 MB random-letter word": "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(mb)),
+        "1 MB CJK, no spaces": "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(mb // 3)),
+        "1 MB digits": "".join(rng.choice("0123456789") for _ in range(mb)),
+        "1 MB newlines": "\n" * mb,
+        "10,000 combining marks on 'a'": "a" + "\u0301" * 10_000,
+    }
+    res = {}
+    for enc in cfg["encodings"]:
+        e = arrowtok.get_encoding(enc)
+        for name, text in inputs.items():
+            e.encode_ordinary(text)  # warm-up
+        times = {name: [] for name in inputs}
+        for _ in range(cfg["repeats"]):
+            for name, text in inputs.items():
+                times[name].append(_timed(lambda text=text: e.encode_ordinary(text)))
+        base = statistics.median(times["1 MB English (baseline)"])
+        base_b = len(english.encode("utf-8"))
+        for name, text in inputs.items():
+            med = statistics.median(times[name])
+            nb = len(text.encode("utf-8"))
+            res[f"{enc}|{name}"] = {"encoding": enc, "input": name, "bytes": nb, "median_s": med,
+                                    "ratio_vs_english": med / base,
+                                    "per_byte_ratio": (med / nb) / (base / base_b)}
+    return res
+
+
+def _proc_status(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return -1
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory(cfg: dict) -> dict:
+    """Peak RSS while encoding a ~N MB column with arrowtok, vs the input and output sizes."""
+    import numpy as np
+    import pyarrow as pa
+
+    import arrowtok
+
+    target = int(cfg["memory_mb"] * 1_000_000)
+    base = SHARED_CORPORA if SHARED_CORPORA.is_dir() else SAMPLE_TEXT
+    parts = [p.read_bytes() for p in sorted(base.glob("*.txt"))]
+    chunks, size = [], 0
+    while size < target:
+        for b in parts:
+            chunks.append(b)
+            size += len(b)
+            if size >= target:
+                break
+    data = b"".join(chunks)
+    del chunks, parts
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10).astype(np.int64) + 1
+    if len(ends) == 0 or ends[-1] != len(data):
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate([[0], ends]).astype(np.int32)
+    del ends, arr
+    col = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    in_bytes = len(data) + offsets.nbytes
+    res = {"rows": len(col), "input_bytes": in_bytes, "threads": cfg["threads_max"], "runs": {}}
+    for enc in cfg["encodings"]:
+        e = arrowtok.get_encoding(enc)
+        e.encode_arrow(pa.array(["warm up the pool and the vocabulary"]), threads=cfg["threads_max"])
+        for what in ("encode_arrow", "count_tokens_arrow"):
+            gc.collect()
+            maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            exact_peak = _reset_peak()
+            rss_before = _proc_status("VmRSS")
+            t0 = time.perf_counter()
+            out = getattr(e, what)(col, threads=cfg["threads_max"])
+            secs = time.perf_counter() - t0
+            hwm = _proc_status("VmHWM")
+            maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            out_bytes = out.nbytes if hasattr(out, "nbytes") else sum(ch.nbytes for ch in out.chunks)
+            peak_delta = (hwm - rss_before) if exact_peak else (maxrss_after - maxrss_before)
+            res["runs"][f"{enc}|{what}"] = {
+                "encoding": enc, "call": what, "seconds": secs, "mbps": len(data) / secs / 1e6,
+                "output_bytes": out_bytes, "rss_before": rss_before, "peak_delta": peak_delta,
+                "ru_maxrss_delta": maxrss_after - maxrss_before,
+                "peak_measure": "VmHWM after clear_refs reset" if exact_peak else "ru_maxrss delta",
+                "overhead_beyond_output": peak_delta - out_bytes,
+            }
+            del out
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration
+# ---------------------------------------------------------------------------------------------
+
+def run_sub(kind: str, cfg: dict, threads: int, timeout: float | None = None) -> dict:
+    env = dict(os.environ)
+    env.update({"RAYON_NUM_THREADS": str(threads), "RAYON_RS_NUM_THREADS": str(threads),
+                "FASTOKENS_BPE_THREADS": str(threads),
+                "TOKENIZERS_PARALLELISM": "true" if threads > 1 else "false"})
+    with tempfile.TemporaryDirectory() as td:
+        cfg_path, out_path = Path(td) / "cfg.json", Path(td) / "out.json"
+        cfg_path.write_text(json.dumps({**cfg, "threads": threads}))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--_sub", kind, str(cfg_path), str(out_path)]
+        try:
+            proc = subprocess.run(cmd, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"{kind} subprocess timed out after {timeout}s"}
+        if proc.returncode != 0 or not out_path.is_file():
+            return {"error": f"{kind} subprocess exited with status {proc.returncode}"}
+        return json.loads(out_path.read_text())
+
+
+def machine() -> dict:
+    from importlib import metadata
+
+    import peers as P
+
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    versions = {}
+    for cls in P.PEERS.values():
+        versions[cls.dist] = P.version(cls.dist)
+    for d in ("pyarrow", "numpy", "awkward"):
+        versions[d] = P.version(d)
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "arrowtok", "zig"],
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit, dirty = "?", ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "arrowtok_commit": commit + (" (arrowtok/ or zig/ modified in the working tree)" if dirty else ""),
+            "versions": versions}
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall: float) -> str:
+    import peers as P
+
+    tools = list(cfg["tools"])
+    cols = []
+    for t in tools:
+        cols.append(t)
+        if P.PEERS[t].has_count:
+            cols.append(f"{t} count")
+    L = []
+    L.append(f"# arrowtok benchmark — {m['date']}")
+    L.append("")
+    L.append(f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), Python {m['python']}, "
+             f"{m['platform']}. arrowtok commit {m['arrowtok_commit']}.")
+    L.append("Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".")
+    L.append(f"Command: `{cfg['command']}` (repeats {cfg['repeats']}, wall {wall / 60:.1f} min).")
+    L.append("")
+    L.append("MB/s of UTF-8 input, median of interleaved repeats, after checking ids against tiktoken. "
+             f"`{FLAG}` = not exact vs tiktoken (speed shown, flagged); `err` = failed; `—` = not applicable. "
+             "`best peer` = fastest *exact* peer in that row (arrowtok excluded). "
+             "`×tiktoken` and `×best` are arrowtok (encode_arrow in column mode, encode_ordinary in doc "
+             "mode) divided by them.")
+    L.append("")
+    # loading
+    L.append("## Tools")
+    L.append("")
+    loads = {}
+    for w in workers:
+        for k, v in w.get("load", {}).items():
+            loads.setdefault(k, v)
+    L.append("| tool | version | loaded | column path (timed end to end) | threads |")
+    L.append("|---|---|---|---|---|")
+    for t in tools:
+        cls = P.PEERS[t]
+        st = []
+        for enc in cfg["encodings"]:
+            v = loads.get(f"{t}/{enc}")
+            if v is None:
+                st.append(f"{enc}: not run")
+            elif v["ok"]:
+                st.append(f"{enc}: ok ({v['seconds']:.2f}s)")
+            else:
+                st.append(f"{enc}: FAILED — {v['why']}")
+        L.append(f"| {t} | {m['versions'].get(cls.dist, '?')} | {'; '.join(st)} | {cls.column_how} | {cls.threads_how} |")
+    L.append("")
+    # corpora
+    corp = {}
+    for w in workers:
+        corp.update(w.get("corpora", {}))
+    L.append("## Corpora")
+    L.append("")
+    L.append("| corpus | documents (doc mode) | rows (column mode) | MB | sources |")
+    L.append("|---|---|---|---|---|")
+    for name, c in corp.items():
+        L.append(f"| {name} | {c['docs']} | {c['rows']} | {c['col_bytes'] / 1e6:.2f} | "
+                 f"{', '.join(c['sources'][:8])}{' …' if len(c['sources']) > 8 else ''} {c['note']} |")
+    L.append("")
+    # main table
+    rows = [r for w in workers for r in w.get("rows", []) if "corpus" in r]
+    rows.sort(key=lambda r: (cfg["corpora"].index(r["corpus"]), cfg["encodings"].index(r["encoding"]),
+                             0 if r["mode"] == "doc" else 1, r["threads"]))
+    L.append("## Throughput (MB/s)")
+    L.append("")
+    L.append("| corpus | encoding | mode | thr | " + " | ".join(cols) + " | best peer | ×tiktoken | ×best |")
+    L.append("|---|---|---|---|" + "---:|" * len(cols) + "---|---:|---:|")
+    for r in rows:
+        cells = []
+        for cname in cols:
+            v = r["tools"].get(cname)
+            if v is None:
+                cells.append("—")
+            elif "mbps" not in v:
+                cells.append("err" if "error" in v else "—")
+            else:
+                s = fmt(v["mbps"])
+                if not v.get("exact", True):
+                    s += f" {FLAG}({v['mismatches']})"
+                cells.append(s)
+        peers_ok = {k: v["mbps"] for k, v in r["tools"].items()
+                    if not k.startswith("arrowtok") and "mbps" in v and v.get("exact")}
+        best = max(peers_ok, key=peers_ok.get) if peers_ok else None
+        a = r["tools"].get("arrowtok", {}).get("mbps")
+        tk = r["tools"].get("tiktoken", {}).get("mbps")
+        ratio_tk = f"{a / tk:.1f}×" if a and tk else "—"
+        ratio_best = f"{a / peers_ok[best]:.2f}×" if a and best else "—"
+        L.append(f"| {r['corpus']} | {r['encoding'].replace('_base', '')} | {r['mode']} | {r['threads']} | "
+                 + " | ".join(cells) + f" | {best or '—'} | {ratio_tk} | {ratio_best} |")
+    L.append("")
+    # thread scaling
+    by = {}
+    for r in rows:
+        if r["mode"] == "column":
+            by.setdefault((r["corpus"], r["encoding"]), {})[r["threads"]] = r
+    ths = sorted({r["threads"] for r in rows if r["mode"] == "column"})
+    if len(ths) > 1:
+        lo, hi = ths[0], ths[-1]
+        L.append(f"## Thread scaling, column mode: MB/s at {hi} threads ÷ MB/s at {lo} thread(s)")
+        L.append("")
+        L.append("(Different processes for the two counts; the same tools interleaved within each.)")
+        L.append("")
+        L.append("| corpus | encoding | " + " | ".join(cols) + " |")
+        L.append("|---|---|" + "---:|" * len(cols))
+        for (cn, en), d in by.items():
+            if lo in d and hi in d:
+                cells = []
+                for cname in cols:
+                    a, b = d[lo]["tools"].get(cname, {}).get("mbps"), d[hi]["tools"].get(cname, {}).get("mbps")
+                    cells.append(f"{b / a:.2f}×" if a and b else "—")
+                L.append(f"| {cn} | {en.replace('_base', '')} | " + " | ".join(cells) + " |")
+        L.append("")
+    # exactness
+    L.append("## Exactness vs tiktoken")
+    L.append("")
+    examples = [e for w in workers for e in w.get("mismatch_examples", [])]
+    errors = [(r, k, v) for r in rows for k, v in r["tools"].items() if "error" in v]
+    if not examples and not errors:
+        L.append("Every tool that loaded matched tiktoken on every row of every corpus, in both modes.")
+    for e in examples:
+        L.append(f"- **{e['tool']}** not exact on {e['corpus']} / {e['encoding']} / {e['mode']} / "
+                 f"{e['threads']} thr: {e['mismatching_rows']} mismatching rows; first: row {e['row']}"
+                 + (f", token {e['first_token']}, byte {e['byte_offset']} of {e['input_len_bytes']}: "
+                    f"context {e['context']!r}, tiktoken {e['expected']}, tool {e['got']}" if "context" in e else ""))
+    for r, k, v in errors:
+        L.append(f"- **{k}** failed on {r['corpus']} / {r['encoding']} / {r['mode']} / {r['threads']} thr: {v['error']}")
+    L.append("")
+    # pathological
+    if patho:
+        L.append("## Pathological inputs (arrowtok encode_ordinary, one thread)")
+        L.append("")
+        if "error" in patho:
+            L.append(f"error: {patho['error']}")
+        else:
+            L.append("| encoding | input | bytes | median ms | time ÷ 1 MB English | per-byte ÷ English |")
+            L.append("|---|---|---:|---:|---:|---:|")
+            for v in patho.values():
+                L.append(f"| {v['encoding'].replace('_base', '')} | {v['input']} | {v['bytes']:,} | "
+                         f"{v['median_s'] * 1e3:.1f} | {v['ratio_vs_english']:.2f}× | {v['per_byte_ratio']:.2f}× |")
+        L.append("")
+    if mem:
+        L.append("## Peak memory (arrowtok, fresh subprocess)")
+        L.append("")
+        if "error" in mem:
+            L.append(f"error: {mem['error']}")
+        else:
+            L.append(f"Column: {mem['rows']:,} rows, input {mem['input_bytes'] / 2**20:.1f} MiB "
+                     f"(data + offsets), threads={mem['threads']}.")
+            L.append("")
+            L.append("| encoding | call | MB/s | output MiB | peak RSS − RSS before, MiB | beyond output, MiB | "
+                     "input + output + 64 MiB holds? | measured by |")
+            L.append("|---|---|---:|---:|---:|---:|---|---|")
+            for v in mem["runs"].values():
+                ok = v["peak_delta"] <= v["output_bytes"] + 64 * 2**20
+                L.append(f"| {v['encoding'].replace('_base', '')} | {v['call']} | {v['mbps']:.0f} | "
+                         f"{v['output_bytes'] / 2**20:.1f} | {v['peak_delta'] / 2**20:.1f} | "
+                         f"{v['overhead_beyond_output'] / 2**20:.1f} | {'yes' if ok else 'NO'} | {v['peak_measure']} |")
+            L.append("")
+            L.append("The input is resident before the call, so the call itself may add at most output + 64 MiB.")
+        L.append("")
+    return "\n".join(L)
+
+
+def main(argv=None) -> int:
+    import peers as P
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small subset: ~0.25 MB per corpus, 3 repeats")
+    ap.add_argument("--encodings", default=",".join(ENCODINGS))
+    ap.add_argument("--corpora", default=",".join(CORPORA))
+    ap.add_argument("--tools", default=",".join(P.DEFAULT_TOOLS),
+                    help=f"comma list from {', '.join(P.PEERS)} (arrowtok and tiktoken are always run)")
+    ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
+    ap.add_argument("--modes", default="doc,column")
+    ap.add_argument("--repeats", type=int, default=None, help="timed rounds per row (default 5; 3 with --quick)")
+    ap.add_argument("--max-mb", type=float, default=None,
+                    help="cap per file corpus in MB (split evenly over its files; default 2.0, 0.25 with --quick, "
+                         "0 = whole files)")
+    ap.add_argument("--memory-mb", type=float, default=None, help="column size for the memory check (default 100)")
+    ap.add_argument("--no-pathological", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--out", default=None, help="Markdown output path (default bench/results/bench-<date>.md)")
+    ap.add_argument("--_sub", nargs=3, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+
+    if a._sub:
+        kind, cfg_path, out_path = a._sub
+        cfg = json.loads(Path(cfg_path).read_text())
+        fn = {"worker": worker, "pathological": pathological, "memory": memory}[kind]
+        Path(out_path).write_text(json.dumps(fn(cfg)))
+        return 0
+
+    t_start = time.perf_counter()
+    tools = [t.strip() for t in a.tools.split(",") if t.strip()]
+    for t in tools:
+        if t not in P.PEERS:
+            ap.error(f"unknown tool {t!r}; known: {', '.join(P.PEERS)}")
+    for must in ("tiktoken", "arrowtok"):
+        if must not in tools:
+            tools.insert(0, must)
+    tools.sort(key=list(P.PEERS).index)
+    encodings = [e.strip() for e in a.encodings.split(",") if e.strip()]
+    corpora = [c.strip() for c in a.corpora.split(",") if c.strip()]
+    for c in corpora:
+        if c not in CORPORA:
+            ap.error(f"unknown corpus {c!r}; known: {', '.join(CORPORA)}")
+    threads = sorted({int(x) for x in a.threads.split(",") if x.strip()})
+    max_mb = a.max_mb if a.max_mb is not None else (0.25 if a.quick else 2.0)
+    cfg = {
+        "encodings": encodings, "corpora": corpora, "tools": tools,
+        "modes": [m.strip() for m in a.modes.split(",") if m.strip()],
+        "repeats": a.repeats or (3 if a.quick else 5),
+        "max_mb": None if max_mb == 0 else max_mb,
+        "max_rows": {"docs": 2000, "lines": 20000} if a.quick else {"docs": 20000, "lines": 200000},
+        "memory_mb": a.memory_mb or (20 if a.quick else 100),
+        "threads_max": max(threads),
+        "command": "python bench/bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    problems = P.check_patterns()
+    for p in problems:
+        print(f"[bench] WARNING: {p}", file=sys.stderr)
+
+    workers = []
+    for t in threads:
+        print(f"[bench] worker: threads={t}", file=sys.stderr, flush=True)
+        w = run_sub("worker", cfg, t)
+        if "error" in w:
+            print(f"[bench] {w['error']}", file=sys.stderr)
+        workers.append(w)
+    patho = {} if a.no_pathological else run_sub("pathological", cfg, 1, timeout=900)
+    mem = {} if a.no_memory else run_sub("memory", cfg, max(threads), timeout=900)
+    m = machine()
+    wall = time.perf_counter() - t_start
+    md = render(m, cfg, workers, patho, mem, wall)
+    print(md)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(a.out) if a.out else RESULTS / f"bench-{stamp}{'-quick' if a.quick else ''}.md"
+    out.write_text(md + "\n", encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps(
+        {"machine": m, "config": cfg, "workers": workers, "pathological": patho, "memory": mem,
+         "pattern_warnings": problems}, indent=1), encoding="utf-8")
+    print(f"\n[bench] saved {out} and {out.with_suffix('.json')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
