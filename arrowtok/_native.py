@@ -152,7 +152,7 @@ class _Owner:
     def __init__(self, handle: int):
         self.handle = handle
 
-    def __del__(self):
+    def __del__(self, _free=lib.at_result_free):
         h, self.handle = self.handle, None
         if h:
-            lib.at_result_free(h)
+            _free(h)

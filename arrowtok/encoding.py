@@ -120,10 +120,11 @@ class _Vocab:
             raise MemoryError("arrowtok: could not store special tokens")
         self.n_ids = N.lib.at_vocab_n_ids(self.handle)
 
-    def __del__(self):
+    def __del__(self, _free=N.lib.at_vocab_free):
+        # _free is bound at definition time: at interpreter shutdown module globals may be gone.
         h, self.handle = getattr(self, "handle", None), None
         if h:
-            N.lib.at_vocab_free(h)
+            _free(h)
 
 
 def default_threads() -> int:
@@ -366,6 +367,12 @@ class Encoding:
         return [self.decode(t, errors=errors) for t in batch]
 
     # ---- Arrow columns ----------------------------------------------------------------------
+
+    def polars(self, **kwargs):
+        """A Polars tokenizer for this encoding: `enc.polars()(pl.col("text"))` (see arrowtok.polars)."""
+        from .polars import Tokenizer
+
+        return Tokenizer(self, **kwargs)
 
     def encode_arrow(self, column, *, threads: int | None = None,
                      allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),

@@ -82,7 +82,7 @@ pub fn decodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const ListInpu
             if (appendBytes(gpa, v, ids, &raw) catch return .out_of_memory) |bad| {
                 out.err_row = @intCast(i);
                 out.err_offset = @intCast(bad);
-                setErr(out, "row {d}: unknown token id {d} at position {d}", .{ i, ids[bad], bad });
+                setErr(out, "row {d}: unknown token id {d} at position {d}", .{ i, @as(i32, @bitCast(ids[bad])), bad });
                 return .unknown_token;
             }
             if (utf8.firstInvalid(raw.items) == null) {

@@ -233,7 +233,15 @@ pub const Owned = struct {
     }
 };
 
+/// Task token buffers come straight from mmap: they are freed one by one while the result is
+/// assembled, and must go back to the OS then (a malloc heap would keep them resident and double
+/// the peak). Peak is about input + output + one task buffer.
+const big_task_alloc = std.heap.page_allocator;
+const big_task_bytes = 64 << 10;
+
 const Task = struct {
+    /// Allocator of `tokens`: mmap for big tasks, malloc for small ones (no syscall per call).
+    alloc: std.mem.Allocator,
     row_begin: usize,
     row_end: usize,
     bytes: usize,
@@ -271,8 +279,8 @@ const Ctx = struct {
     fn doTask(ctx: *Ctx, task: *Task, slot: *Slot) error{ OutOfMemory, TooLarge }!void {
         const count_only = ctx.opts.count_only != 0;
         slot.scratch.bind(ctx.v);
-        if (!count_only) try task.tokens.ensureTotalCapacity(ctx.gpa, @max(task.bytes, 1));
-        var sink: Sink = .{ .gpa = ctx.gpa, .buf = if (count_only) &slot.tmp else &task.tokens, .count_only = count_only };
+        if (!count_only) try task.tokens.ensureTotalCapacity(task.alloc, @max(task.bytes, 1));
+        var sink: Sink = .{ .gpa = if (count_only) ctx.gpa else task.alloc, .buf = if (count_only) &slot.tmp else &task.tokens, .count_only = count_only };
         var i = task.row_begin;
         while (i < task.row_end) : (i += 1) {
             if (ctx.in.isNull(i)) {
@@ -350,7 +358,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         @max(@as(usize, 32 << 10), @min(@as(usize, 4 << 20), total_bytes / (threads * 16) + 1));
     var tasks: std.ArrayList(Task) = .empty;
     defer {
-        for (tasks.items) |*t| t.tokens.deinit(gpa);
+        for (tasks.items) |*t| t.tokens.deinit(t.alloc);
         tasks.deinit(gpa);
     }
     {
@@ -359,7 +367,8 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         for (0..n) |i| {
             if (!in.isNull(i)) acc += in.rowLen(i);
             if (acc >= target or i + 1 == n) {
-                tasks.append(gpa, .{ .row_begin = begin, .row_end = i + 1, .bytes = acc }) catch return .out_of_memory;
+                const alloc = if (acc >= big_task_bytes) big_task_alloc else gpa;
+                tasks.append(gpa, .{ .alloc = alloc, .row_begin = begin, .row_end = i + 1, .bytes = acc }) catch return .out_of_memory;
                 begin = i + 1;
                 acc = 0;
             }
@@ -464,7 +473,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         for (tasks.items) |*t| {
             @memcpy(owned.values[pos..][0..t.tokens.items.len], t.tokens.items);
             pos += t.tokens.items.len;
-            t.tokens.deinit(gpa); // free as we go: peak stays near one copy
+            t.tokens.deinit(t.alloc); // free as we go: peak stays near one copy
             t.tokens = .empty;
         }
         std.debug.assert(pos == total);
