@@ -442,14 +442,15 @@ sys.exit(rc)
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB is Linux's")
 def test_peak_rss_does_not_grow_with_corpus(tmp_path, docs):
-    """Peak RSS for a corpus 6x larger stays within a few batch budgets of the smaller one's, while
-    holding the extra text (let alone its tokens) would add far more."""
+    """Peak RSS for a corpus 4x larger (both far above the 2 MiB batch budget) grows by less than
+    half the extra text, and by less than 16 budgets; holding the corpus (let alone its ids) would add
+    more than the extra text."""
     budget = 2 << 20
     text = docs.select(["id", "text"])
     text_bytes = pc.sum(pc.binary_length(text["text"])).as_py()
     peaks = {}
     extra = {}
-    for name, mult in (("small", 4), ("big", 24)):
+    for name, mult in (("small", 24), ("big", 96)):
         d = tmp_path / name
         d.mkdir()
         w = pq.ParquetWriter(d / "corpus.parquet", text.schema, compression="zstd")
@@ -463,8 +464,7 @@ def test_peak_rss_does_not_grow_with_corpus(tmp_path, docs):
         assert r.returncode == 0, r.stderr
         peaks[name] = int(r.stdout.split("HWM_KB")[1]) * 1024
     grown = peaks["big"] - peaks["small"]
-    corpus_growth = extra["big"] - extra["small"]   # ~ 18 MB vs ~ 110 MB of text
+    corpus_growth = extra["big"] - extra["small"]   # ~ 22 MB vs ~ 88 MB of text (and as much again in ids)
     print(f"peak RSS small {peaks['small'] / 2**20:.0f} MiB, big {peaks['big'] / 2**20:.0f} MiB, "
           f"text {extra['small'] / 1e6:.0f} MB vs {extra['big'] / 1e6:.0f} MB")
-    assert grown < 24 * budget, (peaks, corpus_growth)
-    assert grown < corpus_growth / 2
+    assert grown < min(16 * budget, corpus_growth / 2), (peaks, corpus_growth)
