@@ -39,6 +39,9 @@ pub const Vocab = struct {
     /// Empty when ids do not fit 20 bits (then merges look bytes up instead).
     pair_slots: []u64,
     pair_shift: u6,
+    /// byte_pair[a << 8 | b] = pairRank(byte_rank[a], byte_rank[b]): the first merge level of every
+    /// piece without hashing (256 KB, cache-resident).
+    byte_pair: []u32,
     /// Special tokens (for decode): id -> bytes.
     special_ids: []u32,
     special_bytes: []u8,
@@ -47,6 +50,7 @@ pub const Vocab = struct {
     pub fn deinit(v: *Vocab) void {
         const gpa = v.gpa;
         gpa.free(v.pair_slots);
+        gpa.free(v.byte_pair);
         gpa.free(v.bytes);
         gpa.free(v.offs);
         gpa.free(v.slots);
@@ -232,6 +236,7 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         .serial = next_serial.fetchAdd(1, .monotonic),
         .pair_slots = &.{},
         .pair_shift = 63,
+        .byte_pair = &.{},
         .special_ids = &.{},
         .special_bytes = &.{},
         .special_offs = &.{},
@@ -296,8 +301,18 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         if (t.len == 1) v.byte_rank[t[0]] = id;
     }
     for (v.byte_rank) |r| if (r == no_rank) return error.MissingByte;
-    if (n_ids <= (1 << 20)) try v.buildPairs();
-    errdefer gpa.free(v.pair_slots);
+    if (n_ids <= (1 << 20)) {
+        try v.buildPairs();
+        errdefer gpa.free(v.pair_slots);
+        v.byte_pair = try gpa.alloc(u32, 1 << 16);
+        for (0..256) |a| {
+            for (0..256) |b| v.byte_pair[a << 8 | b] = v.pairRank(v.byte_rank[a], v.byte_rank[b]);
+        }
+    }
+    errdefer {
+        gpa.free(v.pair_slots);
+        gpa.free(v.byte_pair);
+    }
     v.special_ids = try gpa.alloc(u32, 0);
     v.special_bytes = try gpa.alloc(u8, 0);
     v.special_offs = try gpa.alloc(u32, 1);
@@ -469,7 +484,7 @@ fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32) usize {
     var ranks: [small_max]u32 = undefined;
     var n: usize = piece.len;
     for (0..n) |i| ids[i] = v.byte_rank[piece[i]];
-    for (0..n - 1) |i| ranks[i] = v.pairRank(ids[i], ids[i + 1]);
+    for (0..n - 1) |i| ranks[i] = v.byte_pair[@as(usize, piece[i]) << 8 | piece[i + 1]];
     ranks[n - 1] = no_rank;
     while (n > 1) {
         var best: u32 = no_rank;
