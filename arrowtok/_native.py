@@ -95,15 +95,36 @@ class DecodeOutput(C.Structure):
 ABI_VERSION = 1
 
 
+# x86-64-v3 = AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT, MOVBE (plus v2's SSE4.2, POPCNT).
+_V3_FLAGS = {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "sse4_2", "popcnt"}
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def _find_library() -> Path:
+    """The library to load: ARROWTOK_LIB if set; else the x86-64-v3 build when this CPU has all
+    v3 features (runtime dispatch), else the portable baseline. ARROWTOK_CPU=baseline forces it."""
     env = os.environ.get("ARROWTOK_LIB")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent / "libarrowtok.so"
+    here = Path(__file__).resolve().parent
+    v3 = here / "libarrowtok_v3.so"
+    if os.environ.get("ARROWTOK_CPU", "auto") != "baseline" and v3.exists() and _V3_FLAGS <= _cpu_flags():
+        return v3
+    return here / "libarrowtok.so"
 
 
 def _load() -> C.CDLL:
-    path = _find_library()
+    path = LIB_PATH
     if not path.exists():
         raise ImportError(
             f"arrowtok: native library not found at {path}. Install the package with "
@@ -141,7 +162,9 @@ def _load() -> C.CDLL:
     return lib
 
 
+LIB_PATH = _find_library()
 lib = _load()
+CPU = lib.at_cpu_name().decode()  # the CPU model the loaded library was compiled for
 
 
 class _Owner:

@@ -150,3 +150,38 @@ def test_missing_vocab_and_tiktoken_cache(tmp_path, monkeypatch):
     (tmp_path / key).write_bytes(b"garbage")
     with pytest.raises(FileNotFoundError, match="sha256"):
         E._vocab_bytes("o200k_base", use_embedded=False)
+
+
+def test_runtime_dispatch_variants_agree(tmp_path):
+    """The x86-64-v3 build (chosen at import on CPUs that have AVX2/BMI2) and the portable
+    baseline give identical ids; ARROWTOK_CPU=baseline forces the baseline."""
+    import os
+    import subprocess
+    import sys
+
+    from arrowtok import _native
+
+    lib_dir = _native.LIB_PATH.parent
+    if not (lib_dir / "libarrowtok_v3.so").exists():
+        pytest.skip("no x86-64-v3 build on this platform")
+    script = (
+        "import sys, arrowtok, arrowtok._native as N, pyarrow as pa\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from oracle import corpus_files\n"
+        "rows = [l for p in corpus_files() for l in p.read_text(encoding='utf-8').split('\\n')][:40000]\n"
+        "out = []\n"
+        "for name in arrowtok.list_encoding_names():\n"
+        "    out.append(arrowtok.get_encoding(name).encode_arrow(pa.array(rows), threads=2).to_pylist())\n"
+        "import hashlib, json\n"
+        "print(N.CPU, hashlib.sha256(json.dumps(out).encode()).hexdigest())\n"
+    )
+    tests_dir = str(os.path.dirname(__file__))
+    res = {}
+    for mode in ("auto", "baseline"):
+        env = dict(os.environ, ARROWTOK_CPU=mode)
+        env.pop("ARROWTOK_LIB", None)
+        r = subprocess.run([sys.executable, "-c", script, tests_dir], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        res[mode] = r.stdout.split()
+    assert res["baseline"][0] == "x86_64_v2"
+    assert res["auto"][1] == res["baseline"][1]
