@@ -254,7 +254,8 @@ def worker(cfg: dict) -> dict:
                 continue
             modes = [m for m in cfg["modes"] if not (m == "doc" and threads != 1)]
             for mode in modes:
-                row = run_row(c, enc, mode, threads, tools, ref_tool, cfg["repeats"], out["mismatch_examples"])
+                row = run_row(c, enc, mode, threads, tools, ref_tool, cfg["repeats"], cfg["tool_budget_s"],
+                              out["mismatch_examples"])
                 out["rows"].append(row)
                 print(f"[bench] T={threads} {enc} {c['name']} {mode}: " + ", ".join(
                     f"{k} {v['mbps']:.1f}" + ("" if v.get("exact", True) else FLAG)
@@ -264,7 +265,7 @@ def worker(cfg: dict) -> dict:
     return out
 
 
-def run_row(c, enc, mode, threads, tools, ref_tool, repeats, examples) -> dict:
+def run_row(c, enc, mode, threads, tools, ref_tool, repeats, budget_s, examples) -> dict:
     import pyarrow as pa
 
     row = {"corpus": c["name"], "encoding": enc, "mode": mode, "threads": threads, "tools": {}}
@@ -290,10 +291,13 @@ def run_row(c, enc, mode, threads, tools, ref_tool, repeats, examples) -> dict:
     row["bytes"] = nbytes
     row["items"] = len(items)
     # 1. exactness against tiktoken (also the warm-up run of every tool)
+    warm = {}
     for name, fn in list(jobs.items()):
         rec = row["tools"].setdefault(name, {})
         try:
+            t0 = time.perf_counter()
             got = fn()
+            warm[name] = time.perf_counter() - t0
         except Exception as e:  # noqa: BLE001
             rec["error"] = f"{type(e).__name__}: {e}"[:300]
             rec["trace"] = traceback.format_exc(limit=3)[-800:]
@@ -323,10 +327,14 @@ def run_row(c, enc, mode, threads, tools, ref_tool, repeats, examples) -> dict:
                     ex["input"] = items[i]
             examples.append(ex)
         del got
-    # 2. interleaved timing
+    # 2. interleaved timing; a tool whose warm-up run alone took longer than budget_s / repeats is
+    #    timed in only the first budget_s / warm-up rounds (at least one), to bound the run time.
     times = {name: [] for name in jobs}
-    for _ in range(repeats):
+    rounds = {name: max(1, min(repeats, int(budget_s / max(warm[name], 1e-9)))) for name in jobs}
+    for r in range(repeats):
         for name, fn in jobs.items():
+            if r >= rounds[name]:
+                continue
             try:
                 times[name].append(_timed(fn))
             except Exception as e:  # noqa: BLE001
@@ -535,7 +543,8 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
              f"`{FLAG}` = not exact vs tiktoken (speed shown, flagged); `err` = failed; `—` = not applicable. "
              "`best peer` = fastest *exact* peer in that row (arrowtok excluded). "
              "`×tiktoken` and `×best` are arrowtok (encode_arrow in column mode, encode_ordinary in doc "
-             "mode) divided by them.")
+             "mode) divided by them. A superscript n = the tool was slow enough that only n timed runs fit "
+             f"its {cfg['tool_budget_s']:g} s budget for that row (median of n).")
     L.append("")
     # loading
     L.append("## Tools")
@@ -589,6 +598,8 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
                 cells.append("err" if "error" in v else "—")
             else:
                 s = fmt(v["mbps"])
+                if len(v.get("times", [])) < cfg["repeats"]:
+                    s += f"<sup>{len(v['times'])}</sup>"
                 if not v.get("exact", True):
                     s += f" {FLAG}({v['mismatches']})"
                 cells.append(s)
@@ -688,6 +699,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
     ap.add_argument("--modes", default="doc,column")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per row (default 5; 3 with --quick)")
+    ap.add_argument("--tool-budget", type=float, default=None,
+                    help="seconds of timed runs per tool and row before a slow tool gets fewer repeats "
+                         "(default 5; 2 with --quick)")
     ap.add_argument("--max-mb", type=float, default=None,
                     help="cap per file corpus in MB (split evenly over its files; default 2.0, 0.25 with --quick, "
                          "0 = whole files)")
@@ -725,6 +739,7 @@ def main(argv=None) -> int:
         "encodings": encodings, "corpora": corpora, "tools": tools,
         "modes": [m.strip() for m in a.modes.split(",") if m.strip()],
         "repeats": a.repeats or (3 if a.quick else 5),
+        "tool_budget_s": a.tool_budget or (2.0 if a.quick else 5.0),
         "max_mb": None if max_mb == 0 else max_mb,
         "max_rows": {"docs": 2000, "lines": 20000} if a.quick else {"docs": 20000, "lines": 200000},
         "memory_mb": a.memory_mb or (20 if a.quick else 100),

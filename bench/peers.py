@@ -192,8 +192,9 @@ class Arrowtok(Peer):
 
 class Tiktoken(Peer):
     name, dist, module = "tiktoken", "tiktoken", "tiktoken"
-    threads_how = "encode_ordinary_batch(num_threads=T) (Python ThreadPoolExecutor, GIL released in Rust)"
-    column_how = "to_pylist -> encode_ordinary_batch -> pa.array(list<int32>)"
+    threads_how = ("T=1: a loop of encode_ordinary (faster than its one-worker pool); T>1: "
+                   "encode_ordinary_batch(num_threads=T) (ThreadPoolExecutor, GIL released in Rust)")
+    column_how = "to_pylist -> encode_ordinary (T=1) / encode_ordinary_batch (T>1) -> pa.array(list<int32>)"
 
     def load(self):
         import tiktoken
@@ -207,6 +208,9 @@ class Tiktoken(Peer):
         return self.enc.encode_ordinary(text)
 
     def encode_batch(self, texts):
+        if self.threads <= 1:
+            enc = self.enc.encode_ordinary
+            return [enc(t) for t in texts]
         return self.enc.encode_ordinary_batch(texts, num_threads=self.threads)
 
 
