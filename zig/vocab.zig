@@ -576,6 +576,65 @@ fn heapPop(h: *std.ArrayList(u64)) u64 {
 }
 
 fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
+    if (v.pair_slots.len == 0) return mergeHeapBytes(v, piece, out, s);
+    const n: u32 = @intCast(piece.len);
+    const none: u32 = std.math.maxInt(u32);
+    try s.next.resize(s.gpa, n);
+    try s.prev.resize(s.gpa, n);
+    try s.pair_rank.resize(s.gpa, n);
+    try s.part_rank.resize(s.gpa, n);
+    s.heap.clearRetainingCapacity();
+    try s.heap.ensureTotalCapacity(s.gpa, 3 * @as(usize, n));
+    const next = s.next.items;
+    const prev = s.prev.items;
+    const pair = s.pair_rank.items;
+    const ids = s.part_rank.items;
+    for (0..n) |i| {
+        next[i] = if (i + 1 < n) @intCast(i + 1) else none;
+        prev[i] = if (i > 0) @intCast(i - 1) else none;
+        ids[i] = v.byte_rank[piece[i]];
+    }
+    for (0..n) |i| {
+        if (i + 1 < n) {
+            const r = v.byte_pair[@as(usize, piece[i]) << 8 | piece[i + 1]];
+            pair[i] = r;
+            if (r != no_rank) heapPush(&s.heap, (@as(u64, r) << 32) | i);
+        } else pair[i] = no_rank;
+    }
+    while (s.heap.items.len > 0) {
+        const key = heapPop(&s.heap);
+        const r: u32 = @truncate(key >> 32);
+        const i: u32 = @truncate(key);
+        if (pair[i] != r) continue; // stale: the pair of i changed, or i was absorbed
+        const j = next[i];
+        const k = next[j];
+        ids[i] = r;
+        next[i] = k;
+        if (k != none) prev[k] = i;
+        pair[j] = no_rank;
+        if (k != none) {
+            const nr = v.pairRank(r, ids[k]);
+            pair[i] = nr;
+            if (nr != no_rank) heapPush(&s.heap, (@as(u64, nr) << 32) | i);
+        } else pair[i] = no_rank;
+        const p = prev[i];
+        if (p != none) {
+            const nr = v.pairRank(ids[p], r);
+            pair[p] = nr;
+            if (nr != no_rank) heapPush(&s.heap, (@as(u64, nr) << 32) | p);
+        }
+    }
+    var cnt: usize = 0;
+    var i: u32 = 0;
+    while (i != none) : (i = next[i]) {
+        out[cnt] = ids[i];
+        cnt += 1;
+    }
+    return cnt;
+}
+
+/// The same merge with pair ranks looked up by bytes (vocabularies with ids beyond 20 bits).
+fn mergeHeapBytes(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
     const n: u32 = @intCast(piece.len);
     const none: u32 = std.math.maxInt(u32);
     try s.next.resize(s.gpa, n);
@@ -677,6 +736,8 @@ test "heap merge equals the O(n^2) scan on random strings" {
         try std.testing.expectEqualSlices(u32, a[0..na], b[0..nb]);
         const nc = mergeSmallBytes(v, piece[0..n], &b);
         try std.testing.expectEqualSlices(u32, a[0..na], b[0..nc]);
+        const nd = try mergeHeapBytes(v, piece[0..n], &b, &scratch);
+        try std.testing.expectEqualSlices(u32, a[0..na], b[0..nd]);
         // tokens re-concatenate to the piece
         var len: usize = 0;
         for (a[0..na]) |t| len += v.tokenBytes(t).len;
