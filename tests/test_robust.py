@@ -386,7 +386,10 @@ def test_row_over_2_gib(enc, ref):
     assert len(res) == 1
     vals = res.values.to_numpy() if not isinstance(res, pa.ChunkedArray) else res.chunk(0).values.to_numpy()
     assert len(vals) == want_n
-    assert vals[0] == want_small[0] and vals[-1] == want_small[-1] and (vals[1:-1] == want_small[1]).all()
+    assert vals[0] == want_small[0] and vals[-1] == want_small[-1]
+    step = 50_000_000
+    for a in range(1, len(vals) - 1, step):  # in slices: a full comparison would need another 1 GB
+        assert (vals[a:min(a + step, len(vals) - 1)] == want_small[1]).all()
 
 
 _OOM = r"""
