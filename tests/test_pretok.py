@@ -352,10 +352,10 @@ def test_every_code_point_in_context(lib, name):
     cps = all_code_points()
     contexts = [
         cps,
-        "".join(f" {c}a" for c in cps),
-        "".join(f"'{c}e" for c in cps[::3]),
-        "".join(f"A{c}'s\n" for c in cps[1::3]),
-        "".join(f"{c}1 " for c in cps[2::3]),
+        "".join(f" {c}a" for c in cps[0::4]),
+        "".join(f"'{c}e" for c in cps[1::4]),
+        "".join(f"A{c}'s\n" for c in cps[2::4]),
+        "".join(f"{c}1 " for c in cps[3::4]),
     ]
     for text in contexts:
         data = text.encode("utf-8")
@@ -400,7 +400,7 @@ def test_corpus_file(lib, path):
             k = int(np.argmax(got[: min(len(got), len(want))] != want[: min(len(got), len(want))]))
             pytest.fail(f"{name} {path.name}: first difference at piece {k}: ours {got[k]} oracle {want[k]}; "
                         f"context {data[max(0, int(want[k]) - 40):int(want[k]) + 40]!r}")
-        if len(data) <= 2_000_000:
+        if len(data) <= 1_000_000:
             tiktoken_confirms(name, [data], [got.tolist()])
 
 

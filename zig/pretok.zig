@@ -56,6 +56,18 @@ const ascii_props: [128]u8 = blk: {
     break :blk t;
 };
 
+inline fn isAsciiAlpha(b: u8) bool {
+    return (b | 0x20) -% 'a' < 26;
+}
+
+inline fn isAsciiLower(b: u8) bool {
+    return b -% 'a' < 26;
+}
+
+inline fn isAsciiUpper(b: u8) bool {
+    return b -% 'A' < 26;
+}
+
 /// One code point: its property byte and its UTF-8 length.
 const Ch = struct { p: u8, n: usize };
 
@@ -90,18 +102,62 @@ inline fn charAt(text: []const u8, i: usize) Ch {
     return .{ .p = ut.props(d.cp), .n = d.n };
 }
 
+const lanes = 16;
+const V = @Vector(lanes, u8);
+
+/// The ASCII classes that have a cheap vector test: `mask` restricted to ASCII is exactly the
+/// letters, the lowercase letters or the uppercase letters (checked at comptime below).
+const AsciiClass = enum { none, alpha, lower, upper };
+
+fn asciiClassOf(comptime mask: u8) AsciiClass {
+    @setEvalBranchQuota(10_000);
+    var alpha = true;
+    var lower_only = true;
+    var upper_only = true;
+    for (0..128) |c| {
+        const in = ascii_props[c] & mask != 0;
+        alpha = alpha and in == std.ascii.isAlphabetic(@intCast(c));
+        lower_only = lower_only and in == std.ascii.isLower(@intCast(c));
+        upper_only = upper_only and in == std.ascii.isUpper(@intCast(c));
+    }
+    if (alpha) return .alpha;
+    if (lower_only) return .lower;
+    if (upper_only) return .upper;
+    return .none;
+}
+
+/// Lanes of v that are ASCII bytes in class `cls`, as a bit mask (lane 0 = bit 0).
+inline fn asciiMatches(v: V, comptime cls: AsciiClass) u16 {
+    const in = switch (cls) {
+        .alpha => ((v | @as(V, @splat(0x20))) -% @as(V, @splat('a'))) < @as(V, @splat(26)),
+        .lower => (v -% @as(V, @splat('a'))) < @as(V, @splat(26)),
+        .upper => (v -% @as(V, @splat('A'))) < @as(V, @splat(26)),
+        .none => unreachable,
+    };
+    return @bitCast(in);
+}
+
 /// End of the run of code points, starting at i, whose property byte has a bit in `mask`.
+/// ASCII stretches of letter classes are skipped 16 bytes at a time.
 inline fn runWhile(text: []const u8, start: usize, comptime mask: u8) usize {
+    const cls = comptime asciiClassOf(mask);
     var i = start;
     while (i < text.len) {
         const b = text[i];
-        if (b < 0x80) {
-            if (ascii_props[b] & mask == 0) break;
-            i += 1;
-        } else {
+        if (b >= 0x80) {
             const c = charAt(text, i);
-            if (c.p & mask == 0) break;
+            if (c.p & mask == 0) return i;
             i += c.n;
+        } else if (cls != .none and i + lanes <= text.len) {
+            const v: V = text[i..][0..lanes].*;
+            const hits = asciiMatches(v, cls);
+            const n = @ctz(~hits); // 16 when every lane matches
+            i += n;
+            // The run stops at an ASCII byte outside the class; a non-ASCII byte needs decoding.
+            if (n < lanes and text[i] < 0x80) return i;
+        } else {
+            if (ascii_props[b] & mask == 0) return i;
+            i += 1;
         }
     }
     return i;
@@ -201,6 +257,11 @@ inline fn wsRun(text: []const u8, pos: usize) WsRun {
 
 fn cl100kEnd(text: []const u8, pos: usize) usize {
     const b0 = text[pos];
+    // Fast paths for the two commonest pieces, "word" and " word" with an ASCII first letter.
+    if (isAsciiAlpha(b0)) return runWhile(text, pos + 1, letter);
+    if (b0 == ' ' and pos + 1 < text.len and isAsciiAlpha(text[pos + 1])) {
+        return runWhile(text, pos + 2, letter);
+    }
     // '(?i:[sdmt]|ll|ve|re)
     if (b0 == '\'') {
         if (contraction(text, pos)) |e| return e;
@@ -278,6 +339,18 @@ inline fn word1(text: []const u8, s: usize) Word {
 
 fn o200kEnd(text: []const u8, pos: usize) usize {
     const b0 = text[pos];
+    // Fast paths: "word" and " word" starting with an ASCII lowercase letter. The upper run is
+    // empty and the first code point is Ll, so alternative 1 is `lower+` then a contraction.
+    // "Word" / " Word" (ASCII upper then ASCII lower): the upper run is that one letter.
+    if (isAsciiLower(b0)) return contractionOr(text, runWhile(text, pos + 1, lower));
+    if (pos + 1 < text.len) {
+        const b1 = text[pos + 1];
+        if (b0 == ' ' and isAsciiLower(b1)) return contractionOr(text, runWhile(text, pos + 2, lower));
+        if (isAsciiUpper(b0) and isAsciiLower(b1)) return contractionOr(text, runWhile(text, pos + 2, lower));
+        if (b0 == ' ' and isAsciiUpper(b1) and pos + 2 < text.len and isAsciiLower(text[pos + 2])) {
+            return contractionOr(text, runWhile(text, pos + 3, lower));
+        }
+    }
     const c0 = charAt(text, pos);
     const after = pos + c0.n;
     if (c0.p & letter != 0) {
@@ -342,6 +415,10 @@ pub fn nextPieceEnd(comptime pat: Pattern, text: []const u8, pos: usize) usize {
     return e;
 }
 
+/// at_pretokenize checks its input. tools/bench_pretok.py builds a copy with this set to false to
+/// time the scanners alone (the main library validates once, before it calls nextPieceEnd).
+const export_validates_utf8 = true;
+
 fn pretokenizeInto(comptime pat: Pattern, text: []const u8, out_ends: []u64) i64 {
     var n: usize = 0;
     var pos: usize = 0;
@@ -361,7 +438,7 @@ export fn at_pretokenize(pattern: u32, data: [*]const u8, len: usize, out_ends: 
     if (pattern > 1) return -2;
     if (len == 0) return 0;
     const text = data[0..len];
-    if (!std.unicode.utf8ValidateSlice(text)) return -3;
+    if (export_validates_utf8 and !std.unicode.utf8ValidateSlice(text)) return -3;
     const out = out_ends[0..cap];
     return switch (pattern) {
         0 => pretokenizeInto(.cl100k, text, out),
