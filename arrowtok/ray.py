@@ -39,10 +39,13 @@ its Ray batch (Ray does not tell a batch where it starts in the file).
 """
 from __future__ import annotations
 
+import gc
 import os
+import re
 import shutil
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import AbstractSet, Iterable, Literal, Sequence
 
@@ -233,8 +236,12 @@ class _Tally:
         return v
 
 
+_REMOTE_ERROR = re.compile(r"^arrowtok\.(?:pipeline\.inputs\.JobError|encoding\.ArrowtokError): (.+)$", re.M)
+
+
 def _find_job_error(e: BaseException) -> BaseException | None:
-    """The arrowtok error inside a Ray exception chain (RayTaskError, UserCodeException, ...)."""
+    """The arrowtok error inside a Ray exception chain (RayTaskError, UserCodeException, ...). Ray
+    Data (2.60) keeps only the remote traceback's text of a UDF error, so that is parsed last."""
     seen = set()
     stack = [e]
     while stack:
@@ -248,6 +255,10 @@ def _find_job_error(e: BaseException) -> BaseException | None:
         if isinstance(cause, BaseException):
             stack.append(cause)
         stack += [x.__cause__, x.__context__]
+    m = _REMOTE_ERROR.search(str(e))
+    if m:
+        off = re.search(r"byte offset (\d+)", m.group(1))
+        return JobError(m.group(1), None, None, int(off.group(1)) if off else None)
     return None
 
 
@@ -279,11 +290,12 @@ def _batch_size(inp: InputFile, column: str, batch_rows: int, batch_bytes: int) 
 
 def _read(inp: InputFile, columns: list[str]) -> "ray.data.Dataset":
     if inp.format == "parquet":
-        return ray.data.read_parquet(inp.path, filesystem=inp.fs, columns=columns)
+        with warnings.catch_warnings():  # `columns=` pushes the projection down on every Ray >= 2.40
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return ray.data.read_parquet(inp.path, filesystem=inp.fs, columns=columns)
+    # pyarrow's JSON reader (newline-delimited), as the local job; not lines=True (pandas: NaN for null)
     args = {"compression": inp.compression} if inp.compression else None
-    ds = ray.data.read_json(inp.path, filesystem=inp.fs, lines=True, arrow_open_stream_args=args,
-                            file_extensions=None)
-    return ds
+    return ray.data.read_json(inp.path, filesystem=inp.fs, arrow_open_stream_args=args, file_extensions=None)
 
 
 def _first_schema(inp: InputFile, columns: list[str], column: str):
@@ -373,6 +385,9 @@ def tokenize_corpus_ray(inputs: str | os.PathLike | Iterable[str | os.PathLike],
                 result.files_skipped += 1
             else:
                 todo.append((inp, key))
+        # Schema checks of every file first (footers; a JSON file's first block): fail before Ray starts.
+        schemas = {key: _output_schema(_first_schema(inp, list(dict.fromkeys([column] + keep)), column), keep, options)
+                   for inp, key in todo}
         if todo:
             started = _ensure_ray(address, show)
             ctx = ray.data.DataContext.get_current()
@@ -382,7 +397,7 @@ def tokenize_corpus_ray(inputs: str | os.PathLike | Iterable[str | os.PathLike],
             tally = _Tally.remote()
             try:
                 for inp, key in todo:
-                    _one_file(inp, key, outdir, manifest, result, tally, column=column, keep=keep, options=options,
+                    _one_file(inp, key, outdir, manifest, result, tally, schemas[key], column=column, keep=keep,
                               encoding=encoding, append_eot=append_eot, errors=errors, threads=threads,
                               num_cpus=num_cpus, concurrency=concurrency,
                               batch_size=batch_size or _batch_size(inp, column, batch_rows, batch_bytes))
@@ -401,10 +416,9 @@ def tokenize_corpus_ray(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     return result
 
 
-def _one_file(inp: InputFile, key: str, outdir: Path, manifest: Manifest, result: JobResult, tally, *, column, keep,
-              options, encoding, append_eot, errors, threads, num_cpus, concurrency, batch_size) -> None:
+def _one_file(inp: InputFile, key: str, outdir: Path, manifest: Manifest, result: JobResult, tally, schema, *,
+              column, keep, encoding, append_eot, errors, threads, num_cpus, concurrency, batch_size) -> None:
     columns = list(dict.fromkeys([column] + keep))
-    schema = _output_schema(_first_schema(inp, columns, column), keep, options)
     final = outdir / (key + ".parquet")
     tmpdir = outdir / RAY_TMP_DIR / uuid.uuid4().hex
     ray.get(tally.take.remote())
@@ -412,6 +426,7 @@ def _one_file(inp: InputFile, key: str, outdir: Path, manifest: Manifest, result
     ds = tokenize_dataset(ds, column, encoding, append_eot=append_eot, keep=keep, threads=threads or None,
                           errors=errors, concurrency=concurrency, num_cpus=num_cpus, batch_size=batch_size,
                           schema=schema, source=inp.display, _tally=tally)
+    failure = None
     try:
         # One write task for the whole file (min_rows_per_file bundles every block), so one file.
         ds.write_parquet(str(tmpdir), min_rows_per_file=(1 << 31) - 1, row_group_size=batch_size, compression="zstd",
@@ -419,9 +434,17 @@ def _one_file(inp: InputFile, key: str, outdir: Path, manifest: Manifest, result
     except Exception as e:
         err = _find_job_error(e)
         if err is not None:
-            raise JobError(str(err), getattr(err, "path", None) or inp.display, getattr(err, "row", None),
-                           getattr(err, "byte_offset", None)) from None
-        raise JobError(f"{inp.display}: Ray job failed: {type(e).__name__}: {e}", inp.display) from e
+            failure = JobError(str(err), getattr(err, "path", None) or inp.display, getattr(err, "row", None),
+                               getattr(err, "byte_offset", None))
+        else:
+            failure = JobError(f"{inp.display}: Ray job failed: {type(e).__name__}: {e}", inp.display)
+    if failure is not None:
+        # The failed execution's actors (and their CPUs) are freed only when nothing refers to the
+        # dataset any more: drop it (and the Ray exception's frames) now, so the next job can start.
+        del ds
+        gc.collect()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise failure
     written = sorted(tmpdir.rglob("*.parquet")) if tmpdir.exists() else []
     final.parent.mkdir(parents=True, exist_ok=True)
     if not written:  # Ray writes no file for an empty dataset; the local job writes an empty one
