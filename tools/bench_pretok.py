@@ -5,7 +5,8 @@ Builds zig/pretok.zig twice as a standalone ReleaseFast library (native CPU unle
 as written ("checked": at_pretokenize validates UTF-8 first), and from a temporary copy with
 `export_validates_utf8 = false` ("scan": the scanners alone, which is what the main library pays,
 since it validates once for all its stages). Times whole corpus files; reports the best of --repeat
-runs, interleaving the two builds so that machine load affects both alike.
+runs, interleaving the two builds; time is the calling thread's CPU time (time.thread_time), which
+is steadier than wall time on a shared, loaded machine.
 
 Usage: python tools/bench_pretok.py [--cpu x86_64_v2] [--repeat 9] [files...]
 """
@@ -79,9 +80,9 @@ def main() -> None:
             best = {k: float("inf") for k in fns}
             for _ in range(args.repeat):
                 for k, f in fns.items():
-                    t0 = time.perf_counter()
+                    t0 = time.thread_time()
                     n = f(pat, data, len(data), out.ctypes.data, out.size)
-                    best[k] = min(best[k], time.perf_counter() - t0)
+                    best[k] = min(best[k], time.thread_time() - t0)
                     assert n > 0, n
             cells += [len(data) / best["scan"] / 1e6, len(data) / best["checked"] / 1e6]
             per_piece.append(len(data) / n)
