@@ -126,9 +126,37 @@ def oracle_regex(name: str) -> regex.Pattern:
     return regex.compile("".join(out))
 
 
+@lru_cache(maxsize=None)
+def version_skew() -> frozenset[int]:
+    """Code points whose membership in some class differs between `regex` and tiktoken."""
+    cps = all_code_points()
+    skew: set[int] = set()
+    for cls in [r"\s"] + [rf"\p{{{c}}}" for c in CLASSES]:
+        ours = {ord(ch) for run in regex.findall(f"(?:{cls})+", cps) for ch in run}
+        skew |= ours ^ set(tiktoken_set(cls))
+    return frozenset(skew)
+
+
+@lru_cache(maxsize=None)
+def skew_regex() -> regex.Pattern:
+    return regex.compile(f"[{class_ranges(version_skew())}]")
+
+
+@lru_cache(maxsize=None)
+def plain_regex(name: str) -> regex.Pattern:
+    return regex.compile(tiktoken_patterns()[name])
+
+
+def oracle_for(name: str, text: str) -> regex.Pattern:
+    """tiktoken's own pattern string when no code point of `text` is classified differently by
+    `regex` (Unicode 17) and tiktoken (Unicode 16); else the class-substituted pattern, which is
+    exact everywhere but ~30x slower. Both give tiktoken's pieces for such a text."""
+    return oracle_regex(name) if skew_regex().search(text) else plain_regex(name)
+
+
 def oracle_ends(name: str, text: str) -> list[int]:
     """Byte end offsets of the oracle's pieces."""
-    lens = [len(p.encode("utf-8")) for p in oracle_regex(name).findall(text)]
+    lens = [len(p.encode("utf-8")) for p in oracle_for(name, text).findall(text)]
     return np.cumsum(np.array(lens, dtype=np.int64)).tolist() if lens else []
 
 
@@ -137,7 +165,7 @@ def oracle_ends_fast(name: str, text: str) -> np.ndarray:
     cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     blen = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
     byte_end = np.concatenate([[0], np.cumsum(blen, dtype=np.int64)])
-    char_ends = np.fromiter((m.end() for m in oracle_regex(name).finditer(text)), dtype=np.int64)
+    char_ends = np.fromiter((m.end() for m in oracle_for(name, text).finditer(text)), dtype=np.int64)
     return byte_end[char_ends]
 
 
@@ -295,6 +323,13 @@ def test_contraction_letter_folds_match_tiktoken():
         assert set(regex.findall(f"(?i:{c})", all_code_points())) == want
 
 
+def test_version_skew_is_what_we_think():
+    """`regex` is ahead of tiktoken (Unicode 17 vs 16): the skew is a few thousand code points."""
+    skew = version_skew()
+    assert 0 < len(skew) < 40_000
+    assert 0x323B0 in skew and 0x0295 in skew and ord("a") not in skew
+
+
 def test_oracle_equals_plain_regex_where_unicode_versions_agree():
     """The class-substituted oracle is the same regex as tiktoken's pattern where versions agree."""
     agree = [chr(c) for c in range(0, 0x3400)]  # BMP start: letters, marks, digits, spaces, symbols
@@ -349,14 +384,18 @@ def test_cases(libs, name, text):
 @pytest.mark.parametrize("name", ["cl100k", "o200k"])
 def test_every_code_point_in_context(lib, name):
     """Each code point alone and next to the characters the alternatives care about."""
-    cps = all_code_points()
-    contexts = [
-        cps,
-        "".join(f" {c}a" for c in cps[0::4]),
-        "".join(f"'{c}e" for c in cps[1::4]),
-        "".join(f"A{c}'s\n" for c in cps[2::4]),
-        "".join(f"{c}1 " for c in cps[3::4]),
-    ]
+    skew = version_skew()
+    # Code points classified alike by `regex` and tiktoken are checked with the fast plain
+    # oracle; the few thousand that differ (new in Unicode 17) get texts of their own.
+    contexts = []
+    for cps in ("".join(c for c in all_code_points() if ord(c) not in skew), "".join(map(chr, sorted(skew)))):
+        contexts += [
+            cps,
+            "".join(f" {c}a" for c in cps[0::4]),
+            "".join(f"'{c}e" for c in cps[1::4]),
+            "".join(f"A{c}'s\n" for c in cps[2::4]),
+            "".join(f"{c}1 " for c in cps[3::4]),
+        ]
     for text in contexts:
         data = text.encode("utf-8")
         got = lib.ends(name, data)
@@ -462,7 +501,8 @@ text_any = st.text(alphabet=any_char, max_size=40)
 text_tricky = st.text(alphabet=tricky_char, max_size=40)
 text_mixed = st.lists(st.one_of(any_char, tricky_char, chunks), max_size=30).map("".join)
 
-SETTINGS = settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
+# PRETOK_MAX_EXAMPLES=50000 for a long soak run.
+SETTINGS = settings(max_examples=int(os.environ.get("PRETOK_MAX_EXAMPLES", "2000")), deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
 
 
 @pytest.mark.parametrize("name", ["cl100k", "o200k"])
