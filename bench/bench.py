@@ -245,6 +245,15 @@ def worker(cfg: dict) -> dict:
                 continue
             tools[name] = tool
             out["load"][f"{name}/{enc}"] = {"ok": True, "seconds": round(time.perf_counter() - t0, 3)}
+        # Same-process single-thread twins (column mode only) for an interleaved thread-scaling figure
+        # that does not depend on how loaded the machine was during each worker process.
+        if threads > 1:
+            for name in cfg.get("inproc_scaling", []):
+                if name in tools:
+                    twin = P.PEERS[name](enc, 1)
+                    twin.load()
+                    twin.doc_mode = False
+                    tools[f"{name}@1"] = twin
         ref_tool = tools.get("tiktoken")
         if ref_tool is None:
             out["rows"].append({"encoding": enc, "error": "tiktoken (the reference) did not load"})
@@ -604,7 +613,7 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
                     s += f" {FLAG}({v['mismatches']})"
                 cells.append(s)
         peers_ok = {k: v["mbps"] for k, v in r["tools"].items()
-                    if not k.startswith("arrowtok") and "mbps" in v and v.get("exact")}
+                    if not k.startswith("arrowtok") and "@" not in k and "mbps" in v and v.get("exact")}
         best = max(peers_ok, key=peers_ok.get) if peers_ok else None
         a = r["tools"].get("arrowtok", {}).get("mbps")
         tk = r["tools"].get("tiktoken", {}).get("mbps")
@@ -634,6 +643,21 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
                     a, b = d[lo]["tools"].get(cname, {}).get("mbps"), d[hi]["tools"].get(cname, {}).get("mbps")
                     cells.append(f"{b / a:.2f}×" if a and b else "—")
                 L.append(f"| {cn} | {en.replace('_base', '')} | " + " | ".join(cells) + " |")
+        L.append("")
+    inproc = [(r, t) for r in rows for t in cfg.get("inproc_scaling", [])
+              if r["mode"] == "column" and f"{t}@1" in r["tools"] and "mbps" in r["tools"][f"{t}@1"]]
+    if inproc:
+        L.append("## Thread scaling measured in one process (interleaved with the multi-thread runs)")
+        L.append("")
+        L.append("| corpus | encoding | tool | thr | MB/s at 1 thread | MB/s at thr | ratio | count: 1 thread | count: thr | ratio |")
+        L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r, t in inproc:
+            one, many = r["tools"][f"{t}@1"].get("mbps"), r["tools"].get(t, {}).get("mbps")
+            c1 = r["tools"].get(f"{t}@1 count", {}).get("mbps")
+            cn = r["tools"].get(f"{t} count", {}).get("mbps")
+            L.append(f"| {r['corpus']} | {r['encoding'].replace('_base', '')} | {t} | {r['threads']} | {fmt(one)} | "
+                     f"{fmt(many)} | {many / one:.2f}× | {fmt(c1)} | {fmt(cn)} | "
+                     + (f"{cn / c1:.2f}× |" if c1 and cn else "— |"))
         L.append("")
     # exactness
     L.append("## Exactness vs tiktoken")
@@ -706,6 +730,9 @@ def main(argv=None) -> int:
                     help="cap per file corpus in MB (split evenly over its files; default 2.0, 0.25 with --quick, "
                          "0 = whole files)")
     ap.add_argument("--memory-mb", type=float, default=None, help="column size for the memory check (default 100)")
+    ap.add_argument("--inproc-scaling", default="arrowtok",
+                    help="tools also run at 1 thread inside the multi-thread worker, interleaved, for a "
+                         "same-process scaling ratio (comma list; default arrowtok; '' = none)")
     ap.add_argument("--no-pathological", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", default=None, help="Markdown output path (default bench/results/bench-<date>.md)")
@@ -744,6 +771,7 @@ def main(argv=None) -> int:
         "max_rows": {"docs": 2000, "lines": 20000} if a.quick else {"docs": 20000, "lines": 200000},
         "memory_mb": a.memory_mb or (20 if a.quick else 100),
         "threads_max": max(threads),
+        "inproc_scaling": [t.strip() for t in a.inproc_scaling.split(",") if t.strip()],
         "command": "python bench/bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     problems = P.check_patterns()
