@@ -66,23 +66,32 @@ def _buf_addr(b) -> int | None:
     return None if b is None else b.address
 
 
+def _buf_len(b) -> int:
+    return 0 if b is None else b.size
+
+
 def _fill_input(arr: pa.Array, inp: N.Input, keep: list) -> None:
+    """Buffer addresses and sizes; Zig checks every offset/view against the sizes before use."""
     layout = _layout(arr, "encode")
     bufs = arr.buffers()
     inp.layout = layout
     inp.validity = _buf_addr(bufs[0]) if arr.null_count else None
+    inp.validity_len = _buf_len(bufs[0]) if arr.null_count else 0
     inp.arr_offset = arr.offset
     inp.n_rows = len(arr)
+    inp.offsets = _buf_addr(bufs[1])
+    inp.offsets_len = _buf_len(bufs[1])
     if layout == 2:
-        inp.offsets = _buf_addr(bufs[1])
         data = bufs[2:]
         ptrs = (C.c_void_p * max(1, len(data)))(*[_buf_addr(b) for b in data])
-        keep.append(ptrs)
+        lens = (C.c_int64 * max(1, len(data)))(*[_buf_len(b) for b in data])
+        keep += [ptrs, lens]
         inp.view_buffers = C.cast(ptrs, C.c_void_p)
+        inp.view_buffer_lens = C.cast(lens, C.c_void_p)
         inp.n_view_buffers = len(data)
     else:
-        inp.offsets = _buf_addr(bufs[1])
         inp.data = _buf_addr(bufs[2])
+        inp.data_len = _buf_len(bufs[2])
 
 
 def _error(st: int, out, row_base: int, what: str) -> Exception:
@@ -196,6 +205,9 @@ def decode_list_column(enc, column):
         inp.validity = _buf_addr(bufs[0]) if arr.null_count else None
         inp.arr_offset = arr.offset
         inp.n_rows = len(arr)
+        inp.offsets_len = _buf_len(bufs[1])
+        inp.validity_len = _buf_len(bufs[0]) if arr.null_count else 0
+        inp.n_values = (vb.size // 4 - values.offset) if vb is not None else 0
         out = N.DecodeOutput()
         st = N.lib.at_decode_column(enc._vocab.handle, C.byref(inp), C.byref(out))
         if st != N.OK:

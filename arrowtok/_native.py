@@ -31,6 +31,10 @@ class Input(C.Structure):
         ("n_view_buffers", C.c_int64),
         ("arr_offset", C.c_int64),
         ("n_rows", C.c_int64),
+        ("offsets_len", C.c_int64),
+        ("data_len", C.c_int64),
+        ("validity_len", C.c_int64),
+        ("view_buffer_lens", P),
     ]
 
 
@@ -75,6 +79,9 @@ class ListInput(C.Structure):
         ("validity", P),
         ("arr_offset", C.c_int64),
         ("n_rows", C.c_int64),
+        ("offsets_len", C.c_int64),
+        ("n_values", C.c_int64),
+        ("validity_len", C.c_int64),
     ]
 
 
@@ -92,7 +99,7 @@ class DecodeOutput(C.Structure):
     ]
 
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 # x86-64-v3 = AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT, MOVBE (plus v2's SSE4.2, POPCNT).

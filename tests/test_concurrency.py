@@ -265,8 +265,6 @@ print("GROWTH", rss() - before, flush=True)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
-@pytest.mark.xfail(reason="open bug (reported): the thread-local piece cache (zig/vocab.zig threadCache, "
-                          "2 MiB) is never freed when a thread exits", strict=False)
 def test_short_lived_threads_do_not_leak():
     # ThreadPoolExecutors created per batch are common in pipelines: each thread that encodes once
     # and exits must not leave memory behind.

@@ -82,7 +82,7 @@ def probe(name, f):
     res[name] = f()
 
 offs = np.array([0, 5, 5], np.int32); data = np.frombuffer(b"hello", np.uint8).copy()
-good = lambda **kw: N.Input(layout=0, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=2, **kw)
+good = lambda **kw: N.Input(layout=0, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=2, offsets_len=offs.nbytes, data_len=data.nbytes, **kw)
 probe("zero rows, all NULL", lambda: col(N.Input(layout=0, n_rows=0)))
 probe("zero rows, view layout, all NULL", lambda: col(N.Input(layout=2, n_rows=0)))
 probe("NULL vocab", lambda: col(good(), v=None))
@@ -94,10 +94,10 @@ for n in (1, 2**31, 2**40, 2**62, 2**63 - 1):
     probe(f"n_rows {n}, NULL buffers, view layout", lambda: col(N.Input(layout=2, n_rows=n)))
     probe(f"n_rows {n}, NULL buffers, large", lambda: col(N.Input(layout=1, n_rows=n, arr_offset=n)))
 for n in (-1, -(2**31), -(2**63)):
-    probe(f"n_rows {n}", lambda: col(good(n_rows=n) if False else N.Input(layout=0, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=n)))
-    probe(f"arr_offset {n}", lambda: col(N.Input(layout=0, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=2, arr_offset=n)))
+    probe(f"n_rows {n}", lambda: col(good(n_rows=n) if False else N.Input(layout=0, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=n, offsets_len=offs.nbytes, data_len=data.nbytes)))
+    probe(f"arr_offset {n}", lambda: col(N.Input(layout=0, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=2, arr_offset=n, offsets_len=offs.nbytes, data_len=data.nbytes)))
 for lay in (3, 4, 255, 2**31, 2**32 - 1):
-    probe(f"layout {lay}", lambda: col(N.Input(layout=lay, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=2)))
+    probe(f"layout {lay}", lambda: col(N.Input(layout=lay, offsets=offs.ctypes.data, data=data.ctypes.data, n_rows=2, offsets_len=offs.nbytes, data_len=data.nbytes)))
 probe("threads 2**32-1", lambda: col(good(), N.Options(threads=2**32 - 1)))
 probe("max_chunk_values -1", lambda: col(good(), N.Options(threads=1, max_chunk_values=-1)))
 probe("max_chunk_values 2**63-1", lambda: col(good(), N.Options(threads=1, max_chunk_values=2**63 - 1)))
@@ -134,8 +134,8 @@ probe("decode_column zero rows, NULL", lambda: dcol(N.ListInput(n_rows=0)))
 probe("decode_column NULL input / output / vocab", lambda: [dcol(None), dcol(N.ListInput(n_rows=0), out=False), dcol(N.ListInput(n_rows=0), v=None)])
 for n in (1, 2**40, 2**63 - 1, -1):
     probe(f"decode_column n_rows {n}, NULL buffers", lambda: dcol(N.ListInput(n_rows=n)))
-probe("decode_column NULL values, non-empty list", lambda: dcol(N.ListInput(offsets=loffs.ctypes.data, n_rows=2)))
-probe("decode_column NULL values, empty lists", lambda: dcol(N.ListInput(offsets=np.zeros(3, np.int32).ctypes.data, n_rows=2)))
+probe("decode_column NULL values, non-empty list", lambda: dcol(N.ListInput(offsets=loffs.ctypes.data, n_rows=2, offsets_len=loffs.nbytes)))
+probe("decode_column NULL values, empty lists", lambda: dcol(N.ListInput(offsets=np.zeros(3, np.int32).ctypes.data, n_rows=2, offsets_len=12)))
 probe("decode_column arr_offset -1", lambda: dcol(N.ListInput(offsets=loffs.ctypes.data, values=ids.ctypes.data, n_rows=2, arr_offset=-1)))
 
 probe("vocab_rank NULL data, len 3", lambda: lib.at_vocab_rank(V, None, 3))

@@ -14,6 +14,9 @@ pub const ListInput = extern struct {
     validity: ?[*]const u8,
     arr_offset: i64,
     n_rows: i64,
+    offsets_len: i64, // bytes
+    n_values: i64, // ids available at `values`
+    validity_len: i64, // bytes
 };
 
 pub const DecodeOutput = extern struct {
@@ -42,11 +45,36 @@ pub fn appendBytes(gpa: std.mem.Allocator, v: *const Vocab, ids: []const u32, bu
     return null;
 }
 
+inline fn listBounds(in: *const ListInput, k: usize) [2]i64 {
+    if (in.large != 0) {
+        const o: [*]const i64 = @ptrCast(@alignCast(in.offsets.?));
+        return .{ o[k], o[k + 1] };
+    }
+    const o: [*]const i32 = @ptrCast(@alignCast(in.offsets.?));
+    return .{ o[k], o[k + 1] };
+}
+
 pub fn decodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const ListInput, out: *DecodeOutput) Status {
     out.* = .{};
-    if (in.n_rows < 0 or in.arr_offset < 0) return .invalid_argument;
+    if (in.n_rows < 0 or in.arr_offset < 0 or in.n_values < 0) return .invalid_argument;
     const n: usize = @intCast(in.n_rows);
-    if (n > 0 and (in.offsets == null)) return .invalid_argument;
+    if (n > 0) {
+        // Check buffer sizes and every offset before reading any row.
+        if (in.offsets == null) return .invalid_argument;
+        const end = std.math.add(usize, @intCast(in.arr_offset), n) catch return .invalid_argument;
+        const width: usize = if (in.large != 0) 8 else 4;
+        if (in.offsets_len < 0 or @as(usize, @intCast(in.offsets_len)) / width < end + 1) return .invalid_argument;
+        if (@intFromPtr(in.offsets.?) % width != 0) return .invalid_argument;
+        if (in.validity != null and in.validity_len < (end + 7) / 8) return .invalid_argument;
+        for (0..n) |i| {
+            const ab = listBounds(in, @as(usize, @intCast(in.arr_offset)) + i);
+            if (ab[0] < 0 or ab[1] < ab[0] or ab[1] > in.n_values) {
+                out.err_row = @intCast(i);
+                setErr(out, "row {d}: malformed list offsets", .{i});
+                return .invalid_argument;
+            }
+        }
+    }
     const owned = gpa.create(enc.Owned) catch return .out_of_memory;
     owned.* = .{};
     var ok = false;
@@ -65,17 +93,9 @@ pub fn decodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const ListInpu
         if (is_null) {
             null_count += 1;
         } else {
-            var a: usize = undefined;
-            var b: usize = undefined;
-            if (in.large != 0) {
-                const o: [*]const i64 = @ptrCast(@alignCast(in.offsets.?));
-                a = @intCast(o[k]);
-                b = @intCast(o[k + 1]);
-            } else {
-                const o: [*]const i32 = @ptrCast(@alignCast(in.offsets.?));
-                a = @intCast(o[k]);
-                b = @intCast(o[k + 1]);
-            }
+            const ab = listBounds(in, k);
+            const a: usize = @intCast(ab[0]);
+            const b: usize = @intCast(ab[1]);
             if (b > a and in.values == null) return .invalid_argument;
             raw.clearRetainingCapacity();
             const ids = if (b > a) in.values.?[a..b] else &[_]u32{};

@@ -27,6 +27,13 @@ pub const Specials = struct {
     common_first: ?u8,
     first_set: [256]bool,
 
+    /// Special offsets must start at 0 and not decrease (checked before `init`).
+    pub fn offsetsOk(offs: []const u32) bool {
+        if (offs.len == 0 or offs[0] != 0) return false;
+        for (offs[1..], 0..) |o, k| if (o < offs[k]) return false;
+        return true;
+    }
+
     pub fn init(data: []const u8, offs: []const u32, ids: []const u32) Specials {
         var s: Specials = .{ .data = data, .offs = offs, .ids = ids, .common_first = null, .first_set = @splat(false) };
         var first: ?u8 = null;
@@ -71,6 +78,21 @@ pub const Specials = struct {
         return null;
     }
 };
+
+/// Builds the special-token set an Options asks for into `storage`; false if the options are
+/// malformed (NULL arrays with n_special > 0, or offsets that do not start at 0 and increase).
+pub fn specialsFromOptions(opts: *const Options, storage: *Specials, out: *?*const Specials) bool {
+    out.* = null;
+    if (opts.n_special == 0) return true;
+    const ns = opts.n_special;
+    const offs = opts.special_offs orelse return false;
+    const data = opts.special_data orelse return false;
+    const ids = opts.special_ids orelse return false;
+    if (!Specials.offsetsOk(offs[0 .. ns + 1])) return false;
+    storage.* = Specials.init(data[0..offs[ns]], offs[0 .. ns + 1], ids[0..ns]);
+    out.* = storage;
+    return true;
+}
 
 /// Where tokens go: appended to `buf`, or (count_only) counted and dropped.
 pub const Sink = struct {
@@ -139,6 +161,12 @@ pub const Input = extern struct {
     n_view_buffers: i64,
     arr_offset: i64,
     n_rows: i64,
+    /// Buffer sizes in bytes (checked before any row is read, so a malformed array gives
+    /// invalid_argument instead of an out-of-bounds read).
+    offsets_len: i64,
+    data_len: i64,
+    validity_len: i64,
+    view_buffer_lens: ?[*]const i64,
 
     inline fn isNull(in: *const Input, i: usize) bool {
         const bm = in.validity orelse return false;
@@ -146,21 +174,13 @@ pub const Input = extern struct {
         return (bm[k >> 3] >> @intCast(k & 7)) & 1 == 0;
     }
 
-    /// Bytes of row i (not checking validity).
+    /// Bytes of row i (not checking validity). Only valid after `validate` accepted the input.
     inline fn row(in: *const Input, i: usize) []const u8 {
         const k = @as(usize, @intCast(in.arr_offset)) + i;
         switch (@as(Layout, @enumFromInt(in.layout))) {
-            .offsets32 => {
-                const o: [*]const i32 = @ptrCast(@alignCast(in.offsets.?));
-                const a: usize = @intCast(o[k]);
-                const b: usize = @intCast(o[k + 1]);
-                return in.data.?[a..b];
-            },
-            .offsets64 => {
-                const o: [*]const i64 = @ptrCast(@alignCast(in.offsets.?));
-                const a: usize = @intCast(o[k]);
-                const b: usize = @intCast(o[k + 1]);
-                return in.data.?[a..b];
+            .offsets32, .offsets64 => {
+                const ab = in.bounds(k);
+                return if (ab[0] == ab[1]) &.{} else in.data.?[@intCast(ab[0])..@intCast(ab[1])];
             },
             .view => {
                 const views: [*]const [16]u8 = @ptrCast(in.offsets.?);
@@ -174,10 +194,65 @@ pub const Input = extern struct {
         }
     }
 
-    /// Checks the offsets/views against the given data sizes so no row can read out of bounds.
-    /// (Python passes buffer sizes; see at_check_input.)
-    fn rowLen(in: *const Input, i: usize) usize {
+    /// Start and end offsets of element k (offsets layouts).
+    inline fn bounds(in: *const Input, k: usize) [2]i64 {
+        if (in.layout == @intFromEnum(Layout.offsets32)) {
+            const o: [*]const i32 = @ptrCast(@alignCast(in.offsets.?));
+            return .{ o[k], o[k + 1] };
+        }
+        const o: [*]const i64 = @ptrCast(@alignCast(in.offsets.?));
+        return .{ o[k], o[k + 1] };
+    }
+
+    inline fn rowLen(in: *const Input, i: usize) usize {
         return in.row(i).len;
+    }
+
+    /// Checks buffer sizes, offsets (non-negative, non-decreasing, inside the data buffer) and
+    /// views of valid rows (length >= 0, buffer index and range inside the buffers). Returns the
+    /// total bytes of valid rows, or the first bad row (-1 for a buffer-level problem).
+    fn validate(in: *const Input) union(enum) { ok: usize, bad_row: i64 } {
+        if (in.n_rows < 0 or in.arr_offset < 0 or in.layout > 2) return .{ .bad_row = -1 };
+        const n: usize = @intCast(in.n_rows);
+        if (n == 0) return .{ .ok = 0 };
+        const first: usize = @intCast(in.arr_offset);
+        const end = std.math.add(usize, first, n) catch return .{ .bad_row = -1 };
+        if (in.offsets == null) return .{ .bad_row = -1 };
+        if (in.validity != null and in.validity_len < (end + 7) / 8) return .{ .bad_row = -1 };
+        var total: usize = 0;
+        switch (@as(Layout, @enumFromInt(in.layout))) {
+            .offsets32, .offsets64 => {
+                const width: usize = if (in.layout == 0) 4 else 8;
+                if (in.offsets_len < 0 or @as(usize, @intCast(in.offsets_len)) / width < end + 1) return .{ .bad_row = -1 };
+                if (@intFromPtr(in.offsets.?) % width != 0) return .{ .bad_row = -1 };
+                const data_len: i64 = if (in.data == null) 0 else in.data_len;
+                for (0..n) |i| {
+                    const ab = in.bounds(first + i);
+                    if (ab[0] < 0 or ab[1] < ab[0] or ab[1] > data_len) return .{ .bad_row = @intCast(i) };
+                    if (!in.isNull(i)) total += @intCast(ab[1] - ab[0]);
+                }
+            },
+            .view => {
+                if (in.offsets_len < 0 or @as(usize, @intCast(in.offsets_len)) / 16 < end) return .{ .bad_row = -1 };
+                const views: [*]const [16]u8 = @ptrCast(in.offsets.?);
+                for (0..n) |i| {
+                    if (in.isNull(i)) continue;
+                    const vw = &views[first + i];
+                    const len = std.mem.readInt(i32, vw[0..4], .little);
+                    if (len < 0) return .{ .bad_row = @intCast(i) };
+                    if (len > 12) {
+                        const bi = std.mem.readInt(i32, vw[8..12], .little);
+                        const off = std.mem.readInt(i32, vw[12..16], .little);
+                        if (in.view_buffers == null or in.view_buffer_lens == null or bi < 0 or bi >= in.n_view_buffers or off < 0)
+                            return .{ .bad_row = @intCast(i) };
+                        const blen = in.view_buffer_lens.?[@intCast(bi)];
+                        if (@as(i64, off) + len > blen) return .{ .bad_row = @intCast(i) };
+                    }
+                    total += @intCast(len);
+                }
+            },
+        }
+        return .{ .ok = total };
     }
 };
 
@@ -320,23 +395,20 @@ fn setErr(out: *Output, comptime fmt: []const u8, args: anytype) void {
 /// Encodes (or counts) a column. On success fills `out` (owner in out.handle).
 pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, opts: *const Options, out: *Output) Status {
     out.* = .{};
-    if (in.n_rows < 0 or in.arr_offset < 0) return .invalid_argument;
+    const total_bytes = switch (in.validate()) {
+        .ok => |t| t,
+        .bad_row => |r| {
+            out.err_row = r;
+            if (r >= 0) {
+                setErr(out, "row {d}: malformed Arrow data (offsets or view out of range)", .{r});
+            } else setErr(out, "malformed Arrow array (buffer sizes, offset or layout)", .{});
+            return .invalid_argument;
+        },
+    };
     const n: usize = @intCast(in.n_rows);
-    if (n > 0 and in.offsets == null) return .invalid_argument;
-    if (in.layout > 2) return .invalid_argument;
-    if (in.layout != 2 and n > 0 and in.data == null) {
-        // An all-empty column may have no data buffer; check the offsets say so.
-        var i: usize = 0;
-        while (i < n) : (i += 1) if (!in.isNull(i) and in.rowLen(i) != 0) return .invalid_argument;
-    }
     var specials_storage: Specials = undefined;
     var specials: ?*const Specials = null;
-    if (opts.n_special > 0) {
-        const ns = opts.n_special;
-        const offs = opts.special_offs orelse return .invalid_argument;
-        specials_storage = Specials.init((opts.special_data orelse return .invalid_argument)[0..offs[ns]], offs[0 .. ns + 1], (opts.special_ids orelse return .invalid_argument)[0..ns]);
-        specials = &specials_storage;
-    }
+    if (!specialsFromOptions(opts, &specials_storage, &specials)) return .invalid_argument;
 
     const owned = gpa.create(Owned) catch return .out_of_memory;
     owned.* = .{};
@@ -347,10 +419,6 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     const counts = owned.counts;
 
     // Split rows into tasks of roughly equal bytes.
-    var total_bytes: usize = 0;
-    for (0..n) |i| {
-        if (!in.isNull(i)) total_bytes += in.rowLen(i);
-    }
     const threads: usize = pool.slotCount(if (opts.threads == 0) 1 else opts.threads);
     const target: usize = if (threads <= 1 or total_bytes < (256 << 10))
         @max(total_bytes, 1)

@@ -18,7 +18,7 @@ comptime {
     _ = pretok; // pretok.zig exports at_pretokenize (tests)
 }
 
-const abi_version: u32 = 1;
+const abi_version: u32 = 2;
 
 export fn at_abi_version() u32 {
     return abi_version;
@@ -30,7 +30,9 @@ export fn at_cpu_name() [*:0]const u8 {
 
 /// Loads a .tiktoken file's contents. pattern: 0 = cl100k, 1 = o200k.
 /// On a parse error, *bad_line gets the 1-based line number (0 if not line-specific).
-export fn at_vocab_load_tiktoken(data: ?[*]const u8, len: usize, pattern: u32, out: *?*Vocab, bad_line: *u64) i32 {
+export fn at_vocab_load_tiktoken(data: ?[*]const u8, len: usize, pattern: u32, out_handle: ?*?*Vocab, bad_line_out: ?*u64) i32 {
+    const out = out_handle orelse return @intFromEnum(Status.invalid_argument);
+    const bad_line = bad_line_out orelse return @intFromEnum(Status.invalid_argument);
     out.* = null;
     bad_line.* = 0;
     if (pattern > 1) return @intFromEnum(Status.invalid_argument);
@@ -54,6 +56,7 @@ export fn at_vocab_set_specials(v: ?*Vocab, data: ?[*]const u8, offs: ?[*]const 
     const o = offs orelse return @intFromEnum(Status.invalid_argument);
     const d = data orelse return @intFromEnum(Status.invalid_argument);
     const i = ids orelse return @intFromEnum(Status.invalid_argument);
+    if (!enc.Specials.offsetsOk(o[0 .. n + 1])) return @intFromEnum(Status.invalid_argument);
     vocab_mod.setSpecials(vv, d[0..o[n]], o[0 .. n + 1], i[0..n]) catch return @intFromEnum(Status.out_of_memory);
     return 0;
 }
@@ -84,12 +87,15 @@ export fn at_encode_text(
     v: ?*const Vocab,
     data: ?[*]const u8,
     len: usize,
-    opts: *const enc.Options,
+    opts_in: ?*const enc.Options,
     out_tokens: ?[*]u32,
     cap: usize,
-    out_n: *i64,
-    err_offset: *i64,
+    out_n_in: ?*i64,
+    err_offset_in: ?*i64,
 ) i32 {
+    const out_n = out_n_in orelse return @intFromEnum(Status.invalid_argument);
+    const err_offset = err_offset_in orelse return @intFromEnum(Status.invalid_argument);
+    const opts = opts_in orelse return @intFromEnum(Status.invalid_argument);
     out_n.* = 0;
     err_offset.* = -1;
     const vv = v orelse return @intFromEnum(Status.invalid_argument);
@@ -114,12 +120,7 @@ export fn at_encode_text(
     // encodePiece only asks for piece.len more.
     var specials_storage: enc.Specials = undefined;
     var specials: ?*const enc.Specials = null;
-    if (opts.n_special > 0) {
-        const ns = opts.n_special;
-        const offs = opts.special_offs orelse return @intFromEnum(Status.invalid_argument);
-        specials_storage = enc.Specials.init((opts.special_data orelse return @intFromEnum(Status.invalid_argument))[0..offs[ns]], offs[0 .. ns + 1], (opts.special_ids orelse return @intFromEnum(Status.invalid_argument))[0..ns]);
-        specials = &specials_storage;
-    }
+    if (!enc.specialsFromOptions(opts, &specials_storage, &specials)) return @intFromEnum(Status.invalid_argument);
     var sink: enc.Sink = .{ .gpa = failing_alloc, .buf = &buf, .count_only = false };
     enc.encodeText(vv, text, specials, &sink, &scratch) catch return @intFromEnum(Status.out_of_memory);
     out_n.* = @intCast(buf.items.len);
@@ -155,7 +156,9 @@ export fn at_decode_column(v: ?*const Vocab, in: ?*const dec.ListInput, out: ?*d
 
 /// Decodes ids to bytes (no UTF-8 repair). Writes at most cap bytes; *needed gets the full size
 /// (call again with a larger buffer when needed > cap). *bad_index gets the index of an unknown id.
-export fn at_decode_tokens(v: ?*const Vocab, ids: ?[*]const u32, n: usize, out: ?[*]u8, cap: usize, needed: *u64, bad_index: *i64) i32 {
+export fn at_decode_tokens(v: ?*const Vocab, ids: ?[*]const u32, n: usize, out: ?[*]u8, cap: usize, needed_out: ?*u64, bad_index_out: ?*i64) i32 {
+    const needed = needed_out orelse return @intFromEnum(Status.invalid_argument);
+    const bad_index = bad_index_out orelse return @intFromEnum(Status.invalid_argument);
     needed.* = 0;
     bad_index.* = -1;
     const vv = v orelse return @intFromEnum(Status.invalid_argument);

@@ -406,14 +406,44 @@ const PieceCache = struct {
 threadlocal var tl_cache: ?*PieceCache = null;
 threadlocal var tl_cache_failed: bool = false;
 
+/// A pthread key whose destructor frees a thread's cache when the thread exits (threadlocal
+/// storage alone would leak 2 MiB per short-lived thread).
+var cache_key: std.c.pthread_key_t = undefined;
+var cache_key_state: std.atomic.Value(u8) = .init(0); // 0 none, 1 creating, 2 ready, 3 failed
+
+fn freeCache(p: *anyopaque) callconv(.c) void {
+    const c: *PieceCache = @ptrCast(@alignCast(p));
+    std.heap.c_allocator.destroy(c);
+}
+
+fn cacheKeyReady() bool {
+    while (true) {
+        switch (cache_key_state.load(.acquire)) {
+            2 => return true,
+            3 => return false,
+            0 => if (cache_key_state.cmpxchgStrong(0, 1, .acq_rel, .acquire) == null) {
+                const ok = std.c.pthread_key_create(&cache_key, freeCache) == .SUCCESS;
+                cache_key_state.store(if (ok) 2 else 3, .release);
+                return ok;
+            },
+            else => std.atomic.spinLoopHint(),
+        }
+    }
+}
+
 fn threadCache(v: *const Vocab) ?*PieceCache {
     var c = tl_cache;
     if (c == null) {
-        if (tl_cache_failed) return null;
+        if (tl_cache_failed or !cacheKeyReady()) return null;
         c = std.heap.c_allocator.create(PieceCache) catch {
             tl_cache_failed = true;
             return null;
         };
+        if (std.c.pthread_setspecific(cache_key, c) != 0) {
+            std.heap.c_allocator.destroy(c.?);
+            tl_cache_failed = true;
+            return null;
+        }
         c.?.serial = 0;
         tl_cache = c;
     }

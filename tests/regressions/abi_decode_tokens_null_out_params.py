@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # at_decode_tokens with NULL `needed` / `bad_index` (non-optional `*u64` / `*i64` in
 # zig/root.zig at_decode_tokens): SIGSEGV. Expected: status 1.
 from _probe import C, V, expect, lib, np

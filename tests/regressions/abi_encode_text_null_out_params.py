@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # at_encode_text with NULL `opts`, `out_n` or `err_offset` (declared non-optional `*T` in
 # zig/root.zig at_encode_text): SIGSEGV in ReleaseFast and ReleaseSafe. Expected: status 1.
 from _probe import C, N, V, expect, lib, np

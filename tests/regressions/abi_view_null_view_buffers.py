@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # at_encode_column, layout 2 (string_view), an out-of-line view (length > 12) and
 # view_buffers == NULL: zig/encode.zig Input.row `.view` branch does `in.view_buffers.?[bi]`
 # with no check. ReleaseFast: SIGSEGV; ReleaseSafe: "panic: attempt to use null value".

@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # at_vocab_load_tiktoken with NULL `out` / `bad_line` (non-optional pointers, written first thing
 # in zig/root.zig at_vocab_load_tiktoken): SIGSEGV. Expected: status 1.
 from _probe import C, expect, lib

@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # Public API: a string array whose offsets decrease (pa.Array.from_buffers does not check that;
 # pyarrow's validate() accepts it, only validate(full=True) rejects it). ReleaseFast: MemoryError
 # "encode_arrow: out of memory" (b - a wraps to a huge size); ReleaseSafe: "panic: start index 5 is

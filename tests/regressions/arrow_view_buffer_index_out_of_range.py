@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # Public API: a string_view entry naming data buffer 5 of 1 (pyarrow's validate() accepts it).
 # SIGSEGV in ReleaseFast and ReleaseSafe: zig/encode.zig Input.row reads view_buffers[5] past the
 # n_view_buffers pointers it was given. Expected: ArrowtokError naming row 0.

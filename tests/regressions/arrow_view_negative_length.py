@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # Public API: a string_view entry with a negative length (pyarrow's validate() accepts it).
 # ReleaseFast: MemoryError; ReleaseSafe: "panic: integer does not fit in destination type"
 # (zig/encode.zig Input.row `.view`). Expected: ArrowtokError naming row 0.

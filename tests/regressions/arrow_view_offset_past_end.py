@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # Public API: a string_view entry pointing 1 GiB past the end of its 64-byte data buffer
 # (pyarrow's validate() accepts it). SIGSEGV in ReleaseFast and ReleaseSafe: the ABI passes no
 # buffer sizes, so zig/encode.zig cannot check offset + length. Expected: ArrowtokError naming row 0.
