@@ -36,7 +36,8 @@
 //!   no letter follows): within noise to +3%; kept because they are obviously right and cheap.
 //! * Vector skip of U+0020 runs in `wsRun`: code +5-9% (indentation), else neutral.
 //! * Tried and dropped: a vector scan of ASCII A-Z in o200k's upper run (`word1`): no measurable
-//!   gain (all-caps runs are short), more code.
+//!   gain (all-caps runs are short), more code. Testing the stop lane's high bit from the vector
+//!   instead of reloading text[i] (one load fewer on the piece-to-piece dependency chain): +0-1%.
 //! * What is left is mostly one hard-to-predict branch on the kind of each piece (~4.6 bytes per
 //!   piece in English, so ~7 ns per piece at ~650 MB/s). Decoding and the table lookup matter
 //!   only for non-Latin text (UDHR, Japanese), where pieces are longer.
@@ -84,16 +85,19 @@ inline fn isAsciiUpper(b: u8) bool {
     return b -% 'A' < 26;
 }
 
+comptime {
+    // The ASCII fast paths assume that the ASCII letters are exactly A-Z (Lu) and a-z (Ll).
+    @setEvalBranchQuota(10_000);
+    for (ascii_props, 0..) |p, c| {
+        std.debug.assert((p & letter != 0) == isAsciiAlpha(c));
+        std.debug.assert((p == ut.Ll) == isAsciiLower(c));
+        std.debug.assert((p == ut.Lu) == isAsciiUpper(c));
+        std.debug.assert(p & ut.M == 0);
+    }
+}
+
 /// One code point: its property byte and its UTF-8 length.
 const Ch = struct { p: u8, n: usize };
-
-/// Length of the UTF-8 sequence that starts with lead byte `b0` (valid UTF-8 assumed).
-inline fn seqLen(b0: u8) usize {
-    if (b0 < 0x80) return 1;
-    if (b0 < 0xE0) return 2;
-    if (b0 < 0xF0) return 3;
-    return 4;
-}
 
 /// Decodes the non-ASCII code point at text[i] (valid UTF-8 assumed: callers validate).
 inline fn decodeMulti(text: []const u8, i: usize) struct { cp: u21, n: usize } {
@@ -122,7 +126,7 @@ const lanes = 16;
 const V = @Vector(lanes, u8);
 
 /// The ASCII classes that have a cheap vector test: `mask` restricted to ASCII is exactly the
-/// letters, the lowercase letters or the uppercase letters (checked at comptime below).
+/// letters, the lowercase letters or the uppercase letters (derived from the table at comptime).
 const AsciiClass = enum { none, alpha, lower, upper };
 
 fn asciiClassOf(comptime mask: u8) AsciiClass {
@@ -532,4 +536,64 @@ test "at_pretokenize errors" {
     try std.testing.expectEqual(@as(i64, 0), at_pretokenize(1, s.ptr, 0, &out, 0));
     try std.testing.expectEqual(@as(i64, 2), at_pretokenize(1, "a b", 3, &out, out.len));
     try std.testing.expectEqual(@as(u64, 1), out[0]);
+}
+
+test "random code points: progress, bounds (Debug checks every index)" {
+    var prng = std.Random.DefaultPrng.init(0x5eed);
+    const r = prng.random();
+    const alphabet = [_]u21{ '\'', 's', 'S', 0x17F, 'l', 'L', 'e', 'R', 'v', ' ', '\n', '\r', '\t', 0xA0, 0x3000, '/', '1', 'a', 'A', 0x1C5, 0x2B0, 0x4E2D, 0x301, '.', '!', 0 };
+    var buf: [4 * 64]u8 = undefined;
+    for (0..20_000) |_| {
+        var len: usize = 0;
+        const n = r.uintLessThan(usize, 64);
+        for (0..n) |_| {
+            var cp: u21 = if (r.boolean()) alphabet[r.uintLessThan(usize, alphabet.len)] else r.uintLessThan(u21, 0x110000);
+            if (cp >= 0xD800 and cp < 0xE000) cp = 'x';
+            len += std.unicode.utf8Encode(cp, buf[len..]) catch unreachable;
+        }
+        const text = buf[0..len];
+        inline for (.{ Pattern.cl100k, Pattern.o200k }) |pat| {
+            var pos: usize = 0;
+            while (pos < text.len) {
+                const e = nextPieceEnd(pat, text, pos);
+                try std.testing.expect(e > pos and e <= text.len);
+                // a piece ends on a code point boundary
+                try std.testing.expect(e == text.len or text[e] & 0xC0 != 0x80);
+                pos = e;
+            }
+        }
+    }
+}
+
+test "pathological runs are single pieces or split as the patterns say" {
+    const n = 100_000;
+    const buf = try std.testing.allocator.alloc(u8, n + 1);
+    defer std.testing.allocator.free(buf);
+    for ([_]u8{ ' ', '\n', 'a', '\'' }) |ch| {
+        @memset(buf, ch);
+        buf[n] = 'x';
+        // Both patterns: n spaces + "x" -> n-1 spaces, then " x"; n newlines + "x" -> the
+        // newlines, then "x"; n+1 letters -> one piece; n apostrophes + "x" -> the apostrophes
+        // (one punctuation run), then "x".
+        const e1 = nextPieceEnd(.cl100k, buf, 0);
+        const e2 = nextPieceEnd(.o200k, buf, 0);
+        switch (ch) {
+            ' ' => {
+                try std.testing.expectEqual(@as(usize, n - 1), e1);
+                try std.testing.expectEqual(@as(usize, n - 1), e2);
+            },
+            '\n' => {
+                try std.testing.expectEqual(@as(usize, n), e1);
+                try std.testing.expectEqual(@as(usize, n), e2);
+            },
+            'a' => {
+                try std.testing.expectEqual(@as(usize, n + 1), e1);
+                try std.testing.expectEqual(@as(usize, n + 1), e2);
+            },
+            else => {
+                try std.testing.expectEqual(@as(usize, n), e1);
+                try std.testing.expectEqual(@as(usize, n), e2);
+            },
+        }
+    }
 }
