@@ -46,6 +46,65 @@ export fn at_vocab_load_tiktoken(data: ?[*]const u8, len: usize, pattern: u32, o
     return 0;
 }
 
+/// Loads a merge-list (Hugging Face byte-level BPE) vocabulary: n tokens as bytes
+/// data[offs[k]..offs[k+1]] with ids[k]; merges as (left id, right id) pairs in priority order
+/// (merges[2r], merges[2r+1]). pattern: a scanner id (see pretok.Pattern). flags bit 0:
+/// ignore_merges (a piece that is a whole token is that token). *bad gets the 1-based index of a
+/// bad token or merge.
+export fn at_vocab_load_merges(data: ?[*]const u8, offs: ?[*]const u32, ids: ?[*]const u32, n: usize, merges: ?[*]const u32, n_merges: usize, pattern: u32, flags: u32, out_handle: ?*?*Vocab, bad_out: ?*u64) i32 {
+    const out = out_handle orelse return @intFromEnum(Status.invalid_argument);
+    const bad = bad_out orelse return @intFromEnum(Status.invalid_argument);
+    out.* = null;
+    bad.* = 0;
+    if (pattern >= std.enums.values(pretok.Pattern).len) return @intFromEnum(Status.invalid_argument);
+    if (n == 0) return @intFromEnum(Status.invalid_argument);
+    const d = data orelse return @intFromEnum(Status.invalid_argument);
+    const o = offs orelse return @intFromEnum(Status.invalid_argument);
+    const i = ids orelse return @intFromEnum(Status.invalid_argument);
+    if (!enc.Specials.offsetsOk(o[0 .. n + 1])) return @intFromEnum(Status.invalid_argument);
+    const m: []const [2]u32 = if (n_merges == 0) &.{} else @ptrCast((merges orelse return @intFromEnum(Status.invalid_argument))[0 .. 2 * n_merges]);
+    const pat: pretok.Pattern = @enumFromInt(@as(u8, @intCast(pattern)));
+    const v = vocab_mod.loadMerges(gpa, pat, d[0..o[n]], o[0 .. n + 1], i[0..n], m, flags & 1 != 0, bad) catch |e| return switch (e) {
+        error.OutOfMemory => @intFromEnum(Status.out_of_memory),
+        error.TooLarge => @intFromEnum(Status.too_large),
+        else => @intFromEnum(Status.bad_vocab),
+    };
+    out.* = v;
+    return 0;
+}
+
+/// BPE of pre-split pieces (the fallback for split patterns without a scanner): pieces are
+/// data[ends[k-1]..ends[k]] (ends[-1] = 0), tokens go to out_tokens (cap >= the last end).
+export fn at_encode_pieces(v: ?*const Vocab, data: ?[*]const u8, ends: ?[*]const u64, n_pieces: usize, out_tokens: ?[*]u32, cap: usize, out_n_in: ?*i64) i32 {
+    const out_n = out_n_in orelse return @intFromEnum(Status.invalid_argument);
+    out_n.* = 0;
+    const vv = v orelse return @intFromEnum(Status.invalid_argument);
+    if (n_pieces == 0) return 0;
+    const e = ends orelse return @intFromEnum(Status.invalid_argument);
+    const d = data orelse return @intFromEnum(Status.invalid_argument);
+    const dst = out_tokens orelse return @intFromEnum(Status.invalid_argument);
+    var prev: u64 = 0;
+    for (e[0..n_pieces]) |end| {
+        if (end < prev) return @intFromEnum(Status.invalid_argument);
+        prev = end;
+    }
+    if (cap < prev) return @intFromEnum(Status.buffer_too_small);
+    var scratch = vocab_mod.Scratch.init(gpa);
+    defer scratch.deinit();
+    scratch.bind(vv);
+    var pos: usize = 0;
+    var start: usize = 0;
+    for (e[0..n_pieces]) |end_u| {
+        const end: usize = @intCast(end_u);
+        if (end > start) {
+            pos += vocab_mod.encodePiece(vv, d[start..end], dst[pos..cap], &scratch) catch return @intFromEnum(Status.out_of_memory);
+        }
+        start = end;
+    }
+    out_n.* = @intCast(pos);
+    return 0;
+}
+
 /// Why the last at_vocab_load_tiktoken failed, for messages: 1 bad line, 2 duplicate, 3 missing byte, 4 too large.
 export fn at_vocab_set_specials(v: ?*Vocab, data: ?[*]const u8, offs: ?[*]const u32, ids: ?[*]const u32, n: u32) i32 {
     const vv = v orelse return @intFromEnum(Status.invalid_argument);

@@ -59,6 +59,12 @@ pub const Vocab = struct {
     /// byte_pair[a << 8 | b] = pairRank(byte_rank[a], byte_rank[b]): the first merge level of every
     /// piece without hashing (256 KB, cache-resident).
     byte_pair: []u32,
+    /// Merge-list vocabularies (Hugging Face BPE): the pair table maps (left, right) to the merge's
+    /// priority (its index in the merges list) and merge_result[priority] is the merged id.
+    /// Empty for tiktoken vocabularies, where the priority is the merged id itself.
+    merge_result: []u32,
+    /// Look the whole piece up before merging (tiktoken always; HF only with `ignore_merges`).
+    whole_first: bool,
     /// Special tokens (for decode): id -> bytes.
     special_ids: []u32,
     special_bytes: []u8,
@@ -68,6 +74,7 @@ pub const Vocab = struct {
         const gpa = v.gpa;
         gpa.free(v.pair_slots);
         gpa.free(v.byte_pair);
+        gpa.free(v.merge_result);
         gpa.free(v.bytes);
         gpa.free(v.offs);
         gpa.free(v.slots);
@@ -103,7 +110,13 @@ pub const Vocab = struct {
         return @intCast((key *% 0x9E3779B97F4A7C15) >> v.pair_shift);
     }
 
-    /// Id of the token whose bytes are bytes(a) ++ bytes(b), or no_rank.
+    /// The id a merge of priority r produces.
+    pub inline fn mergedId(v: *const Vocab, r: u32) u32 {
+        return if (v.merge_result.len == 0) r else v.merge_result[r];
+    }
+
+    /// Merge priority of (a, b): tiktoken: the id of bytes(a) ++ bytes(b); merge lists: the
+    /// merge's index. no_rank if they do not merge.
     pub inline fn pairRank(v: *const Vocab, a: u32, b: u32) u32 {
         const key = (@as(u64, a) << 20) | b;
         const mask = v.pair_slots.len - 1;
@@ -145,6 +158,43 @@ pub const Vocab = struct {
                 while (v.pair_slots[k] != empty_slot) k = (k + 1) & mask;
                 v.pair_slots[k] = (key << 20) | id;
             }
+        }
+    }
+
+    fn buildMergePairs(v: *Vocab, merges: []const [2]u32, bad_line: *u64) LoadError!void {
+        var bits: u6 = 4;
+        while ((@as(usize, 1) << bits) < merges.len * 2 + 16) bits += 1;
+        v.pair_slots = try v.gpa.alloc(u64, @as(usize, 1) << bits);
+        @memset(v.pair_slots, empty_slot);
+        v.pair_shift = @intCast(64 - @as(u7, bits));
+        v.merge_result = try v.gpa.alloc(u32, @max(merges.len, 1));
+        const mask = v.pair_slots.len - 1;
+        var buf: std.ArrayList(u8) = .empty;
+        defer buf.deinit(v.gpa);
+        for (merges, 0..) |m, r| {
+            if (m[0] >= v.n_ids or m[1] >= v.n_ids) {
+                bad_line.* = r + 1;
+                return error.BadLine;
+            }
+            const a = v.tokenBytes(m[0]);
+            const b = v.tokenBytes(m[1]);
+            buf.clearRetainingCapacity();
+            try buf.appendSlice(v.gpa, a);
+            try buf.appendSlice(v.gpa, b);
+            const merged = v.rank(buf.items);
+            if (a.len == 0 or b.len == 0 or merged == no_rank) {
+                bad_line.* = r + 1;
+                return error.BadLine;
+            }
+            v.merge_result[r] = merged;
+            const key = (@as(u64, m[0]) << 20) | m[1];
+            var k = v.pairSlot(key);
+            var dup = false;
+            while (v.pair_slots[k] != empty_slot) : (k = (k + 1) & mask) {
+                if (v.pair_slots[k] >> 20 == key) dup = true; // a later duplicate never wins
+                if (dup) break;
+            }
+            if (!dup) v.pair_slots[k] = (key << 20) | @as(u64, @intCast(r));
         }
     }
 
@@ -220,7 +270,7 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
             bad_line.* = line_no;
             return error.BadLine;
         };
-        if (r >= (1 << 30)) {
+        if (r >= (1 << 24)) {
             bad_line.* = line_no;
             return error.TooLarge;
         }
@@ -239,7 +289,6 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
     const n_ids: u32 = @intCast(max_rank + 1);
 
     const v = try gpa.create(Vocab);
-    errdefer gpa.destroy(v);
     v.* = .{
         .gpa = gpa,
         .pattern = pattern,
@@ -254,10 +303,13 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         .pair_slots = &.{},
         .pair_shift = 63,
         .byte_pair = &.{},
+        .merge_result = &.{},
+        .whole_first = true,
         .special_ids = &.{},
         .special_bytes = &.{},
         .special_offs = &.{},
     };
+    errdefer v.deinit(); // frees whatever tables exist (empty slices are no-ops)
     // Lengths by id first (so the byte buffer is in id order).
     const lens = try gpa.alloc(u32, n_ids);
     defer gpa.free(lens);
@@ -278,7 +330,6 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         lens[r] = @intCast(blen);
     }
     v.offs = try gpa.alloc(u32, @as(usize, n_ids) + 1);
-    errdefer gpa.free(v.offs);
     var acc: u32 = 0;
     for (lens, 0..) |l, k| {
         v.offs[k] = acc;
@@ -287,7 +338,6 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
     }
     v.offs[n_ids] = acc;
     v.bytes = try gpa.alloc(u8, total_bytes);
-    errdefer gpa.free(v.bytes);
     it = std.mem.splitScalar(u8, text, '\n');
     while (it.next()) |raw| {
         const line = std.mem.trimEnd(u8, raw, "\r");
@@ -296,11 +346,20 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         const r = std.fmt.parseInt(u32, line[sp + 1 ..], 10) catch unreachable;
         _ = decodeBase64(line[0..sp], v.bytes[v.offs[r]..v.offs[r + 1]]) catch unreachable;
     }
+    try finishLoad(v, n_lines, null, bad_line);
+    return v;
+}
+
+/// Builds the lookup tables of a vocabulary whose bytes/offs are set: the bytes -> id table, the
+/// single-byte ids, and the pair table (every two-token split for tiktoken; `merges` in order
+/// for merge-list vocabularies). On error the caller frees `v` (tables allocated here included).
+fn finishLoad(v: *Vocab, n_entries: usize, merges: ?[]const [2]u32, bad_line: *u64) LoadError!void {
+    const gpa = v.gpa;
+    const n_ids = v.n_ids;
     // Hash table at load factor <= 1/2.
     var cap: usize = 16;
-    while (cap < n_lines * 2) cap <<= 1;
+    while (cap < n_entries * 2) cap <<= 1;
     v.slots = try gpa.alloc(u64, cap);
-    errdefer gpa.free(v.slots);
     @memset(v.slots, empty_slot);
     v.mask = cap - 1;
     var id: u32 = 0;
@@ -318,22 +377,76 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         if (t.len == 1) v.byte_rank[t[0]] = id;
     }
     for (v.byte_rank) |r| if (r == no_rank) return error.MissingByte;
-    if (n_ids <= (1 << 20)) {
+    if (merges) |ms| {
+        if (n_ids > (1 << 20) or ms.len >= (1 << 20)) return error.TooLarge;
+        try v.buildMergePairs(ms, bad_line);
+    } else if (n_ids <= (1 << 20)) {
         try v.buildPairs();
-        errdefer gpa.free(v.pair_slots);
+    }
+    if (v.pair_slots.len > 0) {
         v.byte_pair = try gpa.alloc(u32, 1 << 16);
         for (0..256) |a| {
             for (0..256) |b| v.byte_pair[a << 8 | b] = v.pairRank(v.byte_rank[a], v.byte_rank[b]);
         }
     }
-    errdefer {
-        gpa.free(v.pair_slots);
-        gpa.free(v.byte_pair);
-    }
     v.special_ids = try gpa.alloc(u32, 0);
     v.special_bytes = try gpa.alloc(u8, 0);
     v.special_offs = try gpa.alloc(u32, 1);
     v.special_offs[0] = 0;
+}
+
+/// A merge-list (Hugging Face) byte-level BPE vocabulary: token bytes with ids, and merges as
+/// (left id, right id) in priority order. `bad_line` gets the 1-based index of a bad merge.
+pub fn loadMerges(gpa: std.mem.Allocator, pattern: pretok.Pattern, data: []const u8, offs: []const u32, ids: []const u32, merges: []const [2]u32, ignore_merges: bool, bad_line: *u64) LoadError!*Vocab {
+    bad_line.* = 0;
+    var max_id: u32 = 0;
+    for (ids) |i| max_id = @max(max_id, i);
+    if (ids.len == 0 or max_id >= (1 << 20)) return error.TooLarge;
+    const n_ids = max_id + 1;
+    const v = try gpa.create(Vocab);
+    v.* = .{
+        .gpa = gpa,
+        .pattern = pattern,
+        .bytes = &.{},
+        .offs = &.{},
+        .slots = &.{},
+        .mask = 0,
+        .byte_rank = @splat(no_rank),
+        .max_token_len = 0,
+        .n_ids = n_ids,
+        .serial = next_serial.fetchAdd(1, .monotonic),
+        .pair_slots = &.{},
+        .pair_shift = 63,
+        .byte_pair = &.{},
+        .merge_result = &.{},
+        .whole_first = ignore_merges,
+        .special_ids = &.{},
+        .special_bytes = &.{},
+        .special_offs = &.{},
+    };
+    errdefer v.deinit();
+    const lens = try gpa.alloc(u32, n_ids);
+    defer gpa.free(lens);
+    @memset(lens, 0);
+    for (ids, 0..) |id, k| {
+        const l = offs[k + 1] - offs[k];
+        if (l == 0 or lens[id] != 0) {
+            bad_line.* = k + 1;
+            return error.DuplicateToken;
+        }
+        lens[id] = l;
+    }
+    v.offs = try gpa.alloc(u32, @as(usize, n_ids) + 1);
+    var acc: u32 = 0;
+    for (lens, 0..) |l, k| {
+        v.offs[k] = acc;
+        acc += l;
+        v.max_token_len = @max(v.max_token_len, l);
+    }
+    v.offs[n_ids] = acc;
+    v.bytes = try gpa.alloc(u8, acc);
+    for (ids, 0..) |id, k| @memcpy(v.bytes[v.offs[id]..v.offs[id + 1]], data[offs[k]..offs[k + 1]]);
+    try finishLoad(v, ids.len, merges, bad_line);
     return v;
 }
 
@@ -515,10 +628,12 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
         out[0] = v.byte_rank[piece[0]];
         return 1;
     }
-    const whole = v.rank(piece);
-    if (whole != no_rank) {
-        out[0] = whole;
-        return 1;
+    if (v.whole_first) {
+        const whole = v.rank(piece);
+        if (whole != no_rank) {
+            out[0] = whole;
+            return 1;
+        }
     }
     if (piece.len <= small_max) return mergeSmall(v, piece, out);
     return mergeHeap(v, piece, out, scratch);
@@ -543,13 +658,14 @@ fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32) usize {
             }
         }
         if (best == no_rank) break;
-        ids[bi] = best;
+        const m = v.mergedId(best);
+        ids[bi] = m;
         std.mem.copyForwards(u32, ids[bi + 1 .. n - 1], ids[bi + 2 .. n]);
         std.mem.copyForwards(u32, ranks[bi + 1 .. n - 1], ranks[bi + 2 .. n]);
         n -= 1;
         ranks[n - 1] = no_rank;
-        ranks[bi] = if (bi + 1 < n) v.pairRank(best, ids[bi + 1]) else no_rank;
-        if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], best);
+        ranks[bi] = if (bi + 1 < n) v.pairRank(m, ids[bi + 1]) else no_rank;
+        if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], m);
     }
     @memcpy(out[0..n], ids[0..n]);
     return n;
@@ -655,18 +771,19 @@ fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{
         if (pair[i] != r) continue; // stale: the pair of i changed, or i was absorbed
         const j = next[i];
         const k = next[j];
-        ids[i] = r;
+        const m = v.mergedId(r);
+        ids[i] = m;
         next[i] = k;
         if (k != none) prev[k] = i;
         pair[j] = no_rank;
         if (k != none) {
-            const nr = v.pairRank(r, ids[k]);
+            const nr = v.pairRank(m, ids[k]);
             pair[i] = nr;
             if (nr != no_rank) heapPush(&s.heap, (@as(u64, nr) << 32) | i);
         } else pair[i] = no_rank;
         const p = prev[i];
         if (p != none) {
-            const nr = v.pairRank(ids[p], r);
+            const nr = v.pairRank(ids[p], m);
             pair[p] = nr;
             if (nr != no_rank) heapPush(&s.heap, (@as(u64, nr) << 32) | p);
         }
