@@ -489,6 +489,30 @@ def run_sub(kind: str, cfg: dict, threads: int, timeout: float | None = None) ->
         return json.loads(out_path.read_text())
 
 
+def cpu_probe(threads: int, mb: int = 24, repeats: int = 3) -> float:
+    """How much parallel CPU this machine gives right now: time of `threads` sha256 passes one after
+    the other ÷ time of the same passes on `threads` threads at once (hashlib releases the GIL for
+    big buffers). 2.0 on an idle 2-core machine; ~1.0 when other work holds the other core."""
+    import hashlib
+    import threading
+
+    data = os.urandom(mb * 1_000_000)
+    seq, par = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(threads):
+            hashlib.sha256(data).digest()
+        seq.append(time.perf_counter() - t0)
+        ts = [threading.Thread(target=lambda: hashlib.sha256(data).digest()) for _ in range(threads)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        par.append(time.perf_counter() - t0)
+    return statistics.median(seq) / statistics.median(par)
+
+
 def machine() -> dict:
     from importlib import metadata
 
@@ -546,6 +570,11 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
     L.append(f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), Python {m['python']}, "
              f"{m['platform']}. arrowtok commit {m['arrowtok_commit']}.")
     L.append("Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".")
+    if m.get("cpu_probe"):
+        L.append(f"CPU available for parallel work (sha256 on {cfg['threads_max']} threads vs one after the other; "
+                 f"{cfg['threads_max']:.1f} = idle machine): "
+                 + ", ".join(f"{k} the run {v:.2f}×" for k, v in m["cpu_probe"].items())
+                 + ". Thread-scaling ratios cannot exceed this.")
     L.append(f"Command: `{cfg['command']}` (repeats {cfg['repeats']}, wall {wall / 60:.1f} min).")
     L.append("")
     L.append("MB/s of UTF-8 input, median of interleaved repeats, after checking ids against tiktoken. "
@@ -730,9 +759,9 @@ def main(argv=None) -> int:
                     help="cap per file corpus in MB (split evenly over its files; default 2.0, 0.25 with --quick, "
                          "0 = whole files)")
     ap.add_argument("--memory-mb", type=float, default=None, help="column size for the memory check (default 100)")
-    ap.add_argument("--inproc-scaling", default="arrowtok",
+    ap.add_argument("--inproc-scaling", default="arrowtok,gigatoken",
                     help="tools also run at 1 thread inside the multi-thread worker, interleaved, for a "
-                         "same-process scaling ratio (comma list; default arrowtok; '' = none)")
+                         "same-process scaling ratio (comma list; default arrowtok,gigatoken; '' = none)")
     ap.add_argument("--no-pathological", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", default=None, help="Markdown output path (default bench/results/bench-<date>.md)")
@@ -778,6 +807,10 @@ def main(argv=None) -> int:
     for p in problems:
         print(f"[bench] WARNING: {p}", file=sys.stderr)
 
+    probes = {}
+    if max(threads) > 1:
+        probes["before"] = cpu_probe(max(threads))
+        print(f"[bench] CPU probe: {max(threads)} threads give {probes['before']:.2f}× one thread", file=sys.stderr)
     workers = []
     for t in threads:
         print(f"[bench] worker: threads={t}", file=sys.stderr, flush=True)
@@ -787,7 +820,10 @@ def main(argv=None) -> int:
         workers.append(w)
     patho = {} if a.no_pathological else run_sub("pathological", cfg, 1, timeout=900)
     mem = {} if a.no_memory else run_sub("memory", cfg, max(threads), timeout=900)
+    if max(threads) > 1:
+        probes["after"] = cpu_probe(max(threads))
     m = machine()
+    m["cpu_probe"] = probes
     wall = time.perf_counter() - t_start
     md = render(m, cfg, workers, patho, mem, wall)
     print(md)
