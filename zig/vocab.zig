@@ -84,6 +84,19 @@ pub const Vocab = struct {
         gpa.destroy(v);
     }
 
+    /// Offsets of each id's bytes from their lengths (ids in order), and the byte buffer.
+    fn setLengths(v: *Vocab, lens: []const u32) !void {
+        v.offs = try v.gpa.alloc(u32, lens.len + 1);
+        var acc: u32 = 0;
+        for (lens, 0..) |l, k| {
+            v.offs[k] = acc;
+            acc += l;
+            v.max_token_len = @max(v.max_token_len, l);
+        }
+        v.offs[lens.len] = acc;
+        v.bytes = try v.gpa.alloc(u8, acc);
+    }
+
     pub inline fn tokenBytes(v: *const Vocab, id: u32) []const u8 {
         return v.bytes[v.offs[id]..v.offs[id + 1]];
     }
@@ -288,27 +301,7 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
     }
     const n_ids: u32 = @intCast(max_rank + 1);
 
-    const v = try gpa.create(Vocab);
-    v.* = .{
-        .gpa = gpa,
-        .pattern = pattern,
-        .bytes = &.{},
-        .offs = &.{},
-        .slots = &.{},
-        .mask = 0,
-        .byte_rank = @splat(no_rank),
-        .max_token_len = 0,
-        .n_ids = n_ids,
-        .serial = next_serial.fetchAdd(1, .monotonic),
-        .pair_slots = &.{},
-        .pair_shift = 63,
-        .byte_pair = &.{},
-        .merge_result = &.{},
-        .whole_first = true,
-        .special_ids = &.{},
-        .special_bytes = &.{},
-        .special_offs = &.{},
-    };
+    const v = try newVocab(gpa, pattern, n_ids, true);
     errdefer v.deinit(); // frees whatever tables exist (empty slices are no-ops)
     // Lengths by id first (so the byte buffer is in id order).
     const lens = try gpa.alloc(u32, n_ids);
@@ -329,15 +322,8 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         }
         lens[r] = @intCast(blen);
     }
-    v.offs = try gpa.alloc(u32, @as(usize, n_ids) + 1);
-    var acc: u32 = 0;
-    for (lens, 0..) |l, k| {
-        v.offs[k] = acc;
-        acc += l;
-        v.max_token_len = @max(v.max_token_len, l);
-    }
-    v.offs[n_ids] = acc;
-    v.bytes = try gpa.alloc(u8, total_bytes);
+    try v.setLengths(lens);
+    std.debug.assert(v.bytes.len == total_bytes);
     it = std.mem.splitScalar(u8, text, '\n');
     while (it.next()) |raw| {
         const line = std.mem.trimEnd(u8, raw, "\r");
@@ -347,6 +333,32 @@ pub fn loadTiktoken(gpa: std.mem.Allocator, pattern: pretok.Pattern, text: []con
         _ = decodeBase64(line[0..sp], v.bytes[v.offs[r]..v.offs[r + 1]]) catch unreachable;
     }
     try finishLoad(v, n_lines, null, bad_line);
+    return v;
+}
+
+/// An empty vocabulary for `n_ids` ids (tables are filled by the loaders; deinit frees any subset).
+fn newVocab(gpa: std.mem.Allocator, pattern: pretok.Pattern, n_ids: u32, whole_first: bool) !*Vocab {
+    const v = try gpa.create(Vocab);
+    v.* = .{
+        .gpa = gpa,
+        .pattern = pattern,
+        .bytes = &.{},
+        .offs = &.{},
+        .slots = &.{},
+        .mask = 0,
+        .byte_rank = @splat(no_rank),
+        .max_token_len = 0,
+        .n_ids = n_ids,
+        .serial = next_serial.fetchAdd(1, .monotonic),
+        .pair_slots = &.{},
+        .pair_shift = 63,
+        .byte_pair = &.{},
+        .merge_result = &.{},
+        .whole_first = whole_first,
+        .special_ids = &.{},
+        .special_bytes = &.{},
+        .special_offs = &.{},
+    };
     return v;
 }
 
@@ -403,27 +415,7 @@ pub fn loadMerges(gpa: std.mem.Allocator, pattern: pretok.Pattern, data: []const
     for (ids) |i| max_id = @max(max_id, i);
     if (ids.len == 0 or max_id >= (1 << 20)) return error.TooLarge;
     const n_ids = max_id + 1;
-    const v = try gpa.create(Vocab);
-    v.* = .{
-        .gpa = gpa,
-        .pattern = pattern,
-        .bytes = &.{},
-        .offs = &.{},
-        .slots = &.{},
-        .mask = 0,
-        .byte_rank = @splat(no_rank),
-        .max_token_len = 0,
-        .n_ids = n_ids,
-        .serial = next_serial.fetchAdd(1, .monotonic),
-        .pair_slots = &.{},
-        .pair_shift = 63,
-        .byte_pair = &.{},
-        .merge_result = &.{},
-        .whole_first = ignore_merges,
-        .special_ids = &.{},
-        .special_bytes = &.{},
-        .special_offs = &.{},
-    };
+    const v = try newVocab(gpa, pattern, n_ids, ignore_merges);
     errdefer v.deinit();
     const lens = try gpa.alloc(u32, n_ids);
     defer gpa.free(lens);
@@ -436,15 +428,7 @@ pub fn loadMerges(gpa: std.mem.Allocator, pattern: pretok.Pattern, data: []const
         }
         lens[id] = l;
     }
-    v.offs = try gpa.alloc(u32, @as(usize, n_ids) + 1);
-    var acc: u32 = 0;
-    for (lens, 0..) |l, k| {
-        v.offs[k] = acc;
-        acc += l;
-        v.max_token_len = @max(v.max_token_len, l);
-    }
-    v.offs[n_ids] = acc;
-    v.bytes = try gpa.alloc(u8, acc);
+    try v.setLengths(lens);
     for (ids, 0..) |id, k| @memcpy(v.bytes[v.offs[id]..v.offs[id + 1]], data[offs[k]..offs[k + 1]]);
     try finishLoad(v, ids.len, merges, bad_line);
     return v;
