@@ -101,14 +101,6 @@ pub const Sink = struct {
     count_only: bool,
     count: u64 = 0,
 
-    inline fn piece(sk: *Sink, v: *const Vocab, p: []const u8, scratch: *vocab_mod.Scratch) !void {
-        if (sk.count_only) sk.buf.clearRetainingCapacity();
-        try sk.buf.ensureUnusedCapacity(sk.gpa, p.len);
-        const dst = sk.buf.unusedCapacitySlice();
-        const n = try vocab_mod.encodePiece(v, p, @ptrCast(dst), scratch);
-        if (!sk.count_only) sk.buf.items.len += n;
-        sk.count += n;
-    }
     inline fn one(sk: *Sink, id: u32) !void {
         if (!sk.count_only) try sk.buf.append(sk.gpa, id);
         sk.count += 1;
@@ -116,12 +108,26 @@ pub const Sink = struct {
 };
 
 fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
+    // One capacity check per segment (tokens <= bytes), then pieces write straight into the
+    // buffer; in count mode every piece reuses the start of it.
+    try reserve(sink, seg.len);
+    const base = sink.buf.items.len;
+    const dst: [*]u32 = sink.buf.items.ptr;
+    var w: usize = base;
     var pos: usize = 0;
     while (pos < seg.len) {
         const end = pretok.nextPieceEnd(pat, seg, pos);
-        try sink.piece(v, seg[pos..end], scratch);
+        const n = try vocab_mod.encodePiece(v, seg[pos..end], dst[w .. base + seg.len], scratch);
+        if (!sink.count_only) w += n;
+        sink.count += n;
         pos = end;
     }
+    sink.buf.items.len = w;
+}
+
+inline fn reserve(sink: *Sink, n: usize) !void {
+    if (sink.count_only) sink.buf.clearRetainingCapacity();
+    try sink.buf.ensureUnusedCapacity(sink.gpa, n);
 }
 
 pub fn encodeOrdinary(v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
