@@ -390,6 +390,7 @@ def tokenize_corpus_ray(inputs: str | os.PathLike | Iterable[str | os.PathLike],
                    for inp, key in todo}
         if todo:
             started = _ensure_ray(address, show)
+            concurrency = _corpus_actors(concurrency, num_cpus)
             ctx = ray.data.DataContext.get_current()
             saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
             ctx.execution_options.preserve_order = True  # rows keep the input's order
@@ -414,6 +415,20 @@ def tokenize_corpus_ray(inputs: str | os.PathLike | Iterable[str | os.PathLike],
                     ray.shutdown()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _corpus_actors(concurrency, num_cpus: float):
+    """Actor pool bounds that leave one CPU of the cluster to Ray's read and write tasks: actors
+    holding every CPU starve those tasks and the job never finishes."""
+    total = float(ray.cluster_resources().get("CPU", 0))
+    most = max(1, int((total - 1) // num_cpus)) if total else None
+    if concurrency is None:
+        return (1, most) if most else None
+    hi = concurrency if isinstance(concurrency, int) else concurrency[1]
+    if most is not None and hi * num_cpus > total - 1:
+        raise JobError(f"{hi} actors x {num_cpus:g} CPUs leave none of the cluster's {total:g} CPUs to Ray's read "
+                       f"and write tasks, and the job would stall: use at most {most} actors or fewer CPUs each")
+    return concurrency
 
 
 def _one_file(inp: InputFile, key: str, outdir: Path, manifest: Manifest, result: JobResult, tally, schema, *,

@@ -148,6 +148,12 @@ def test_invalid_utf8_fails_clearly(cluster, tmp_path):
     assert pq.read_table(out / "bad.parquet").equals(pq.read_table(tmp_path / "local" / "bad.parquet"))
 
 
+def test_actor_pool_leaves_a_cpu_for_reads_and_writes(cluster):
+    assert ar._corpus_actors(None, 1) == (1, 1)  # a 2-CPU cluster: one 1-CPU actor at most
+    with pytest.raises(JobError, match="would stall"):
+        ar._corpus_actors(2, 1)
+
+
 def test_refused_options(tmp_path):
     src = tmp_path / "x.parquet"
     pq.write_table(pa.table({"text": ["a"]}), src)
@@ -157,5 +163,5 @@ def test_refused_options(tmp_path):
         ar.tokenize_corpus_ray([src], "s3://bucket/out")
     with pytest.raises(JobError, match="'tokens' is the name of an output column"):
         ar.tokenize_corpus_ray([src], tmp_path / "o", keep="id,tokens")
-    with pytest.raises(JobError, match="no column 'body'"):
+    with pytest.raises(JobError, match="no column 'body'"):  # checked before Ray starts
         ar.tokenize_corpus_ray([src], tmp_path / "o", column="body")
