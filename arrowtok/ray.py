@@ -35,7 +35,10 @@ stream per input; write parquet on Ray, or use the local engine); batches are cu
 (``batch_size``, derived from ``batch_rows``/``batch_bytes`` and the file's average row size);
 the output directory must be visible at the same path from the driver and from every Ray node (a
 shared filesystem; one machine needs nothing); an encoding error names the file and the row within
-its Ray batch (Ray does not tell a batch where it starts in the file).
+its Ray batch (Ray does not tell a batch where it starts in the file); each file's write is one Ray
+task that starts when the file's last batch is tokenized (so the whole file's tokens sit in the
+object store, spilling to disk if needed); the actor pool is capped to leave one CPU of the cluster
+to Ray's read and write tasks (a pool holding every CPU stalls the job).
 """
 from __future__ import annotations
 
