@@ -399,8 +399,33 @@ class HFEncoding(Encoding):
         self._added_cfg: dict[str, dict] = {}
         specials: dict[str, int] = {}
         always: dict[str, int] = {}
+        # tokenizers ignores the ids written in added_tokens: a token of the model vocab keeps its
+        # vocab id, any other gets the next id after the vocab (or after the largest added id).
+        # Files written by tokenizers agree with that; a file that does not gets a warning and
+        # tokenizers' ids.
+        vocab_size = len(vocab)
+        given: dict[str, int] = {}
+        moved: list[str] = []
         for t in cfg.get("added_tokens") or []:
-            content, tid = t["content"], int(t["id"])
+            content = t["content"]
+            if content in given:
+                continue
+            if content in vocab:
+                tid = int(vocab[content])
+            elif given:
+                mx = max(given.values())
+                tid = mx + 1 if mx >= vocab_size else vocab_size
+            else:
+                tid = vocab_size
+            given[content] = tid
+            if tid != int(t["id"]):
+                moved.append(f"{content!r} {t['id']} -> {tid}")
+        if moved:
+            warnings.warn(f"tokenizer.json: {len(moved)} added token ids in the file differ from the ids tokenizers "
+                          f"assigns when it loads it; using tokenizers' ids: {', '.join(moved[:5])}"
+                          + (" ..." if len(moved) > 5 else ""), stacklevel=3)
+        for t in cfg.get("added_tokens") or []:
+            content, tid = t["content"], given[t["content"]]
             if t.get("single_word"):
                 raise ValueError(f"tokenizer.json: added token {content!r} has single_word=true, which arrowtok does not support")
             self._added_cfg[content] = t

@@ -99,10 +99,10 @@ def build(family: str) -> dict:
         ranks = load_ranks(vocab_name)
         _cache[vocab_name] = (ranks, derive_merges(ranks))
     ranks, merges = _cache[vocab_name]
-    added = [_added(s, i) for s, i in KNOWN[vocab_name]["special_tokens"].items()]
-    nxt = max(i for i in KNOWN[vocab_name]["special_tokens"].values()) + 1
-    for k, s in enumerate(extra):
-        added.append(_added(s, nxt + k, special=False))
+    # Added tokens take the ids after the vocab, in order, as tokenizers assigns them when it loads
+    # a file (it ignores the ids written there): cl100k's <|endoftext|> is 100256 here, not 100257.
+    names = list(KNOWN[vocab_name]["special_tokens"]) + extra
+    added = [_added(s, len(ranks) + k, special=s not in extra) for k, s in enumerate(names)]
     return {
         "version": "1.0",
         "truncation": None,
