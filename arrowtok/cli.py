@@ -3,6 +3,7 @@
     arrowtok tokenize INPUT... --output DIR [--column text] [--encoding cl100k_base] [--keep id,lang]
                       [--append-eot] [--format parquet|bin] [--threads N] [--batch-rows N]
                       [--batch-bytes SIZE] [--errors strict|replace] [--no-resume] [--overwrite]
+                      [--engine local|ray] [--address ADDR]
     arrowtok stats INPUT... [--column text | --tokens-column tokens] [--encoding NAME] [--by COL]
                    [--json FILE] [--plot FILE.png] [--top N]
 
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="redo everything even if the output folder holds output made with other options")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress line (default: only on a terminal outside CI)")
+    t.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local (this machine) or ray (Ray Data on a cluster; pip install 'arrowtok[ray]')")
+    t.add_argument("--address", default=None, metavar="ADDR",
+                   help="--engine ray: the Ray cluster (e.g. auto, ray://head:10001; default: RAY_ADDRESS or a local one)")
 
     s = sub.add_parser("stats", help="token-count statistics of a corpus",
                        description="Documents, bytes, tokens, bytes/token and tokens per document (mean, p50, p90, "
@@ -94,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tokenize(a) -> int:
+    if a.engine == "ray":
+        try:
+            from .ray import run_cli_ray
+        except ImportError as e:
+            raise ArrowtokError(str(e)) from None
+        return run_cli_ray(a)
+    if a.address:
+        raise ArrowtokError("--address needs --engine ray")
     from .pipeline.job import tokenize_corpus
 
     res = tokenize_corpus(a.inputs, a.output, column=a.column, encoding=a.encoding, keep=a.keep,
