@@ -752,5 +752,6 @@ def from_tokenizer_json(path: str | os.PathLike | dict[str, Any], *, name: str |
     return HFEncoding(path, name=name)
 
 
-# Attach to Encoding (its owner imports this module lazily from arrowtok/__init__.py).
-Encoding.from_tokenizer_json = staticmethod(from_tokenizer_json)
+# Attach to Encoding unless encoding.py defines it (as a classmethod that imports this module).
+if "from_tokenizer_json" not in Encoding.__dict__:
+    Encoding.from_tokenizer_json = staticmethod(from_tokenizer_json)

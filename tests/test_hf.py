@@ -7,7 +7,7 @@ tools/make_hf_tokenizers.py (GPT-2, GPT-2 with add_prefix_space, Llama 3, cl100k
 
 Corpora: sample_data/text/*.txt and ../shared/corpora/*.txt (skipped if missing). Each file is
 checked whole (one document) and line by line (a column). By default only the first
-ARROWTOK_HF_BYTES (300000) bytes of each shared corpus file; ARROWTOK_HF_BYTES=0 for everything.
+ARROWTOK_HF_BYTES (100000) bytes of each shared corpus file; ARROWTOK_HF_BYTES=0 for everything.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ FAMILIES = GENERATED + list(REAL)
 FAST = {"llama3", "o200k"}
 
 SHARED = ROOT.parent / "shared" / "corpora"
-LIMIT = int(os.environ.get("ARROWTOK_HF_BYTES", "300000"))
+LIMIT = int(os.environ.get("ARROWTOK_HF_BYTES", "100000"))
 
 
 def _corpus_files():
@@ -361,3 +361,20 @@ def test_added_token_ids_as_tokenizers_assigns_them(tok_dir):
         assert enc.encode_single_token(t["content"]) == tok.token_to_id(t["content"])
     t = "a<|endofprompt|>b<tool_call>"
     assert enc.encode(t, allowed_special="all") == tok.encode(t, add_special_tokens=False).ids
+
+
+def test_corpus_job_accepts_it(tok_dir, tmp_path, monkeypatch):
+    """The job takes an encoding *name*; with get_encoding resolving the name to an HFEncoding (the
+    patch the job needs, see the hf report) it runs unchanged, eot included."""
+    import pyarrow.parquet as pq
+    from arrowtok.pipeline import job
+
+    enc, tok, _ = _pair(tok_dir, "qwen2")
+    texts = ["Hello world", "e\u0301 12345 <tool_call>", None, "日本語"]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet")
+    monkeypatch.setattr(job, "get_encoding", lambda name: enc)
+    job.tokenize_corpus([tmp_path / "in.parquet"], tmp_path / "out", encoding="qwen2-test", append_eot=True,
+                        progress=False)
+    got = pq.read_table(tmp_path / "out" / "in.parquet").column("tokens").to_pylist()
+    want = [None if t is None else ids + [enc.eot_token] for t, ids in zip(texts, _hf_ids(tok, [t or "" for t in texts], specials=False))]
+    assert got == want
