@@ -8,10 +8,12 @@ Families are generated from the shipped vocabularies by tools/make_hf_tokenizers
 grouped N at a time into rows (default 20 lines a row), as a pyarrow large_string column.
 
 What each tool does per run (all end to end from the column to token ids; ids checked equal once):
-  arrowtok         enc.encode_arrow(col, allowed_special="all") -> list<int32> (Zig threads)
+  arrowtok         enc.encode_arrow(col, allowed_special="all") -> pyarrow list<int32> (Zig threads)
+  arrowtok+pylist  the same, then .to_pylist() (Python lists, like the next three)
   hf-tokenizers    col.to_pylist() -> Tokenizer.encode_batch(add_special_tokens=False) -> [e.ids]
                    (rayon, TOKENIZERS_PARALLELISM / RAYON_NUM_THREADS = T)
-  gigatoken        col.to_pylist() -> Tokenizer(path).encode_batch_list(parallel=T>1)
+  gigatoken        col.to_pylist() -> Tokenizer(path).encode_batch(parallel=T>1) -> awkward array
+  gigatoken-list   col.to_pylist() -> Tokenizer(path).encode_batch_list(parallel=T>1) -> Python lists
 Runs are interleaved (tool A, B, C, A, B, C, ...) and the median of the repeats is reported, as
 MB/s of UTF-8 input and as a ratio to hf-tokenizers.
 """
@@ -82,22 +84,25 @@ def main() -> None:
             warnings.simplefilter("ignore", hf.SlowPathWarning)
             enc = arrowtok.Encoding.from_tokenizer_json(path)
         htok = tokenizers.Tokenizer.from_file(str(path))
+        # (timed call, its output -> list of id lists for the one-off equality check)
         tools = {
-            "arrowtok": lambda: enc.encode_arrow(col, threads=T, allowed_special="all").to_pylist(),
-            "hf-tokenizers": lambda: [e.ids for e in htok.encode_batch(col.to_pylist(), add_special_tokens=False)],
+            "arrowtok": (lambda: enc.encode_arrow(col, threads=T, allowed_special="all"), lambda r: r.to_pylist()),
+            "arrowtok+pylist": (lambda: enc.encode_arrow(col, threads=T, allowed_special="all").to_pylist(), list),
+            "hf-tokenizers": (lambda: [e.ids for e in htok.encode_batch(col.to_pylist(), add_special_tokens=False)], list),
         }
         try:
             import gigatoken as gt
 
             g = gt.Tokenizer(str(path))
-            tools["gigatoken"] = lambda: g.encode_batch_list(col.to_pylist(), parallel=T > 1)
+            tools["gigatoken"] = (lambda: g.encode_batch(col.to_pylist(), parallel=T > 1), lambda r: r.to_list())
+            tools["gigatoken-list"] = (lambda: g.encode_batch_list(col.to_pylist(), parallel=T > 1), list)
         except Exception as e:  # noqa: BLE001 - report why the peer is missing
-            print(f"  gigatoken: not loaded ({type(e).__name__}: {str(e)[:120]})")
+            print(f"  gigatoken: not loaded ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
         ref = None
         same = {}
-        for tname, fn in tools.items():
+        for tname, (fn, conv) in tools.items():
             try:
-                out = [list(x) for x in fn()]
+                out = [list(x) for x in conv(fn())]
             except Exception as e:  # noqa: BLE001
                 print(f"  {tname}: failed ({type(e).__name__}: {str(e)[:120]})")
                 same[tname] = None
@@ -108,7 +113,7 @@ def main() -> None:
         tools = {k: v for k, v in tools.items() if same.get(k) is not None}
         times: dict[str, list[float]] = {k: [] for k in tools}
         for _ in range(a.repeats):
-            for tname, fn in tools.items():
+            for tname, (fn, _conv) in tools.items():
                 t0 = time.perf_counter()
                 fn()
                 times[tname].append(time.perf_counter() - t0)
