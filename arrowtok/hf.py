@@ -334,6 +334,7 @@ class HFEncoding(Encoding):
     def __init__(self, source, *, name: str | None = None, warn: bool = True):
         cfg, path, text = _read_json(source)
         self._source = path if path is not None else text
+        self.source_path = path  # None when loaded from a dict
         self.sha256 = hashlib.sha256(text.encode()).hexdigest()
         self.name = name or (Path(path).parent.name + "/" + Path(path).name if path else "tokenizer.json")
         model = cfg.get("model") or {}
