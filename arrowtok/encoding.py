@@ -127,6 +127,24 @@ class _Vocab:
             _free(h)
 
 
+_local = threading.local()
+
+
+def _tls():
+    """Per-thread scratch for the single-string path: an output buffer and out-parameters,
+    reused across calls (no allocation per call)."""
+    tl = getattr(_local, "s", None)
+    if tl is None:
+        tl = _local.s = type("_Scratch", (), {})()
+        tl.cap = 4096
+        tl.buf = (C.c_uint32 * tl.cap)()
+        tl.got = C.c_int64()
+        tl.bad = C.c_int64()
+        tl.got_ref = C.byref(tl.got)
+        tl.bad_ref = C.byref(tl.bad)
+    return tl
+
+
 def default_threads() -> int:
     env = os.environ.get("ARROWTOK_NUM_THREADS")
     if env:
@@ -169,6 +187,7 @@ class Encoding:
         self.max_token_value = max(self._vocab.n_ids - 1, max(self._special_tokens.values(), default=0))
         self._special_token_values = set(self._special_tokens.values())
         self._special_cache: dict[frozenset, _SpecialSet] = {}
+        self._opts_cache: dict = {}
         self._lock = threading.Lock()
 
     # ---- construction ---------------------------------------------------------------------
@@ -256,20 +275,26 @@ class Encoding:
         n = len(data)
         if n == 0:
             return []
-        cap = n * 3 if errors == "replace" else n
-        out = np.empty(cap, np.uint32)
-        opts = N.Options(threads=1, errors_replace=int(errors == "replace"))
-        if specials is not None:
-            specials.fill(opts)
-        got = C.c_int64()
-        bad = C.c_int64()
-        st = N.lib.at_encode_text(self._vocab.handle, data, n, C.byref(opts), out.ctypes.data, cap,
-                                  C.byref(got), C.byref(bad))
+        replace = errors == "replace"
+        cap = n * 3 if replace else n
+        tl = _tls()
+        if cap > tl.cap:
+            tl.cap = max(cap, 2 * tl.cap)
+            tl.buf = (C.c_uint32 * tl.cap)()
+        key = (specials, replace)
+        opts = self._opts_cache.get(key)
+        if opts is None:  # read-only for Zig, so one per (specials, errors) serves every thread
+            opts = N.Options(threads=1, errors_replace=int(replace))
+            if specials is not None:
+                specials.fill(opts)
+            opts = self._opts_cache.setdefault(key, (opts, C.byref(opts)))
+        st = N.lib.at_encode_text(self._vocab.handle, data, n, opts[1], tl.buf, tl.cap, tl.got_ref, tl.bad_ref)
         if st != N.OK:
             if st == N.INVALID_UTF8:
-                raise ArrowtokError(f"invalid UTF-8 at byte offset {bad.value}", None, bad.value)
+                bad = tl.bad.value
+                raise ArrowtokError(f"invalid UTF-8 at byte offset {bad}", None, bad)
             raise ArrowtokError(f"encode failed: {N.STATUS.get(st, st)}")
-        return out[: got.value].tolist()
+        return tl.buf[: tl.got.value]
 
     @staticmethod
     def _utf8(text: str) -> bytes:
