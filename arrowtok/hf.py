@@ -443,7 +443,9 @@ class HFEncoding(Encoding):
         self.max_token_value = max(self._vocab.n_ids - 1, max(self._added.values(), default=0))
         self._special_token_values = set(specials.values())
         self._special_cache: dict = {}
+        self._opts_cache: dict = {}
         self._lock = threading.Lock()
+        _fill_base_attributes(self)
         self._eos = self._find_eos(path)
         # Added tokens whose matching cannot be done by the Zig splitter on raw text.
         self._python_split_tokens = {s for s, t in self._added_cfg.items()
@@ -737,6 +739,35 @@ class HFEncoding(Encoding):
         if prev < len(res):
             parts.append(res.slice(prev))
         return pa.concat_arrays(parts)
+
+
+_PROTO_KEYS: dict | None = None
+
+
+def _fill_base_attributes(enc: "HFEncoding") -> None:
+    """Encoding.__init__ (which HFEncoding does not call: it loads .tiktoken data) may gain
+    per-instance caches; give this instance fresh ones of the same kinds, found on a tiny
+    prototype Encoding, so a new cache in encoding.py cannot break HFEncoding."""
+    global _PROTO_KEYS
+    if _PROTO_KEYS is None:
+        import base64
+
+        data = b"".join(base64.b64encode(bytes([b])) + b" %d\n" % b for b in range(256))
+        proto = Encoding("proto", vocab_data=data, pattern="cl100k_base", special_tokens={})
+        _PROTO_KEYS = dict(proto.__dict__)
+    lock_type = type(threading.Lock())
+    for k, v in _PROTO_KEYS.items():
+        if k in enc.__dict__:
+            continue
+        if isinstance(v, (dict, set, list)):
+            setattr(enc, k, type(v)())
+        elif isinstance(v, lock_type):
+            setattr(enc, k, threading.Lock())
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            setattr(enc, k, v)
+        else:
+            raise TypeError(f"arrowtok.hf: Encoding has a new attribute {k!r} ({type(v).__name__}) that "
+                            "HFEncoding does not know how to set; update arrowtok/hf.py")
 
 
 def _unpickle(source, name):

@@ -378,3 +378,29 @@ def test_corpus_job_accepts_it(tok_dir, tmp_path, monkeypatch):
     got = pq.read_table(tmp_path / "out" / "in.parquet").column("tokens").to_pylist()
     want = [None if t is None else ids + [enc.eot_token] for t, ids in zip(texts, _hf_ids(tok, [t or "" for t in texts], specials=False))]
     assert got == want
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_ALPHABET = st.sampled_from(list("aZ0 9'sStT\n\r\t.,!/-_") + ["\u00a0", "\u3000", "\u2028", "\u0085", "e\u0301", "\u0301",
+                            "\u0338", "\u212b", "\u1100\u1161", "日", "本", "한", "ß", "İ", "ǅ", "\u0663", "Ⅻ", "½",
+                            "😀", "👍🏽", "\u200d", "<|endoftext|>", "<tool_call>", "<|endofprompt|>", "  ", "\n\n"])
+
+
+@pytest.mark.parametrize("family", ["llama3", "qwen2", "o200k", "gpt2_prefix"])
+@settings(max_examples=int(os.environ.get("ARROWTOK_HF_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(_ALPHABET, max_size=40))
+def test_random_vs_tokenizers(tok_dir, family, parts):
+    enc, tok, _ = _pair(tok_dir, family)
+    text = "".join(parts)
+    assert enc.encode(text, allowed_special="all") == _hf_ids(tok, [text], specials=True)[0]
+    assert enc.encode_ordinary(text) == _hf_ids(tok, [text], specials=False)[0]
+
+
+def test_has_every_attribute_of_an_encoding(tok_dir):
+    enc, _, _ = _pair(tok_dir, "llama3")
+    plain = arrowtok.get_encoding("cl100k_base")
+    assert set(plain.__dict__) - {"special_tokens_set"} <= set(enc.__dict__)
+    assert isinstance(enc, arrowtok.Encoding)
