@@ -471,11 +471,13 @@ fn pretokenizeInto(comptime pat: Pattern, text: []const u8, out_ends: []u64) i64
 /// C-ABI export for tests: writes the end offset of each piece of data[0..len] into out_ends (cap entries);
 /// returns the number of pieces, or -1 if cap is too small. Never panics.
 /// Also returns -2 for an unknown pattern and -3 for input that is not valid UTF-8 (checked first).
-export fn at_pretokenize(pattern: u32, data: [*]const u8, len: usize, out_ends: [*]u64, cap: usize) i64 {
+export fn at_pretokenize(pattern: u32, data_in: ?[*]const u8, len: usize, out_ends_in: ?[*]u64, cap: usize) i64 {
     if (pattern > 1) return -2;
     if (len == 0) return 0;
+    const data = data_in orelse return -4; // NULL buffer with a non-zero length
     const text = data[0..len];
     if (export_validates_utf8 and !std.unicode.utf8ValidateSlice(text)) return -3;
+    const out_ends = out_ends_in orelse return if (cap == 0) -1 else -4;
     const out = out_ends[0..cap];
     return switch (pattern) {
         0 => pretokenizeInto(.cl100k, text, out),

@@ -1,4 +1,4 @@
-# status: open
+# status: fixed
 # at_pretokenize (test helper) with NULL data and len > 0, or NULL out_ends and cap > 0
 # (zig/pretok.zig at_pretokenize takes non-optional `[*]const u8` / `[*]u64`): SIGSEGV.
 # Expected: a negative code (-2 like a bad pattern id, or a new one).
