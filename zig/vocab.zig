@@ -496,9 +496,22 @@ const CacheEntry = extern struct {
     _pad: [2]u8,
     toks: [3]u32,
 };
+/// Second level for pieces of 17..64 bytes with up to 15 tokens (multilingual words: Cyrillic,
+/// Devanagari, CJK runs), compared by full key. 16K entries of 128 bytes.
+const long_bits = 14;
+const long_key_max = 64;
+const long_toks_max = 15;
+const LongEntry = extern struct {
+    key: [long_key_max]u8,
+    len: u8,
+    n: u8,
+    _pad: [2]u8,
+    toks: [long_toks_max]u32,
+};
 const PieceCache = struct {
     serial: u64,
     entries: [1 << cache_bits]CacheEntry,
+    long: [1 << long_bits]LongEntry,
 };
 threadlocal var tl_cache: ?*PieceCache = null;
 threadlocal var tl_cache_failed: bool = false;
@@ -547,6 +560,7 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
     const pc = c.?;
     if (pc.serial != v.serial) {
         @memset(std.mem.asBytes(&pc.entries), 0);
+        for (&pc.long) |*e| e.len = 0;
         pc.serial = v.serial;
     }
     return pc;
@@ -581,8 +595,8 @@ pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scr
         out[0] = v.byte_rank[piece[0]];
         return 1;
     }
-    if (piece.len > 16) return encodePieceUncached(v, piece, out, scratch);
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
+    if (piece.len > 16) return encodePieceLong(v, cache, piece, out, scratch);
     const kk = paddedKey(piece);
     const k0: u64 = kk[0];
     const k1: u64 = kk[1];
@@ -603,6 +617,24 @@ pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scr
         e.len = @intCast(piece.len);
         e.n = @intCast(n);
         for (0..n) |i| e.toks[i] = out[i];
+    }
+    return n;
+}
+
+fn encodePieceLong(v: *const Vocab, cache: *PieceCache, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    if (piece.len > long_key_max) return encodePieceUncached(v, piece, out, scratch);
+    const h = std.hash.Wyhash.hash(0x5EED, piece);
+    const e = &cache.long[@as(usize, @truncate(h)) & ((1 << long_bits) - 1)];
+    if (e.len == piece.len and std.mem.eql(u8, e.key[0..piece.len], piece)) {
+        @memcpy(out[0..e.n], e.toks[0..e.n]);
+        return e.n;
+    }
+    const n = try encodePieceUncached(v, piece, out, scratch);
+    if (n <= long_toks_max) {
+        @memcpy(e.key[0..piece.len], piece);
+        e.len = @intCast(piece.len);
+        e.n = @intCast(n);
+        @memcpy(e.toks[0..n], out[0..n]);
     }
     return n;
 }
