@@ -508,10 +508,28 @@ const LongEntry = extern struct {
     _pad: [2]u8,
     toks: [long_toks_max]u32,
 };
+/// Third part: a direct-mapped cache of pair-table lookups (hits and misses), so the merges of a
+/// script's common pairs stay in L2 instead of probing the multi-MB pair table. Entry =
+/// key(40 bits) << 24 | answer + 1 (0 = no merge); all-ones = empty.
+const pair_bits = 15;
 const PieceCache = struct {
     serial: u64,
     entries: [1 << cache_bits]CacheEntry,
     long: [1 << long_bits]LongEntry,
+    pairs: [1 << pair_bits]u64,
+
+    inline fn pairRank(c: *PieceCache, v: *const Vocab, a: u32, b: u32) u32 {
+        const key = (@as(u64, a) << 20) | b;
+        const slot = &c.pairs[@intCast((key *% 0xD6E8FEB86659FD93) >> (64 - pair_bits))];
+        const e = slot.*;
+        if (e >> 24 == key and e != empty_slot) {
+            const ans: u32 = @intCast(e & 0xFFFFFF);
+            return if (ans == 0) no_rank else ans - 1;
+        }
+        const r = v.pairRank(a, b);
+        slot.* = (key << 24) | (if (r == no_rank) 0 else @as(u64, r) + 1);
+        return r;
+    }
 };
 threadlocal var tl_cache: ?*PieceCache = null;
 threadlocal var tl_cache_failed: bool = false;
@@ -561,6 +579,7 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
     if (pc.serial != v.serial) {
         @memset(std.mem.asBytes(&pc.entries), 0);
         for (&pc.long) |*e| e.len = 0;
+        @memset(&pc.pairs, empty_slot);
         pc.serial = v.serial;
     }
     return pc;
@@ -651,11 +670,11 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
             return 1;
         }
     }
-    if (piece.len <= small_max) return mergeSmall(v, piece, out);
+    if (piece.len <= small_max) return mergeSmall(v, piece, out, scratch.cache);
     return mergeHeap(v, piece, out, scratch);
 }
 
-fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32) usize {
+fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32, cache: ?*PieceCache) usize {
     if (v.pair_slots.len == 0) return mergeSmallBytes(v, piece, out);
     // ids[i]: token of part i. ranks[i]: id of parts i and i+1 merged (rank == id), or no_rank.
     var ids: [small_max]u32 = undefined;
@@ -680,8 +699,13 @@ fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32) usize {
         std.mem.copyForwards(u32, ranks[bi + 1 .. n - 1], ranks[bi + 2 .. n]);
         n -= 1;
         ranks[n - 1] = no_rank;
-        ranks[bi] = if (bi + 1 < n) v.pairRank(m, ids[bi + 1]) else no_rank;
-        if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], m);
+        if (cache) |c| {
+            ranks[bi] = if (bi + 1 < n) c.pairRank(v, m, ids[bi + 1]) else no_rank;
+            if (bi > 0) ranks[bi - 1] = c.pairRank(v, ids[bi - 1], m);
+        } else {
+            ranks[bi] = if (bi + 1 < n) v.pairRank(m, ids[bi + 1]) else no_rank;
+            if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], m);
+        }
     }
     @memcpy(out[0..n], ids[0..n]);
     return n;
@@ -911,7 +935,7 @@ test "heap merge equals the O(n^2) scan on random strings" {
     while (iter < 2000) : (iter += 1) {
         const n = r.intRangeAtMost(usize, 2, small_max);
         for (piece[0..n]) |*c| c.* = "abc"[r.intRangeLessThan(usize, 0, 3)];
-        const na = mergeSmall(v, piece[0..n], &a);
+        const na = mergeSmall(v, piece[0..n], &a, null);
         const nb = try mergeHeap(v, piece[0..n], &b, &scratch);
         try std.testing.expectEqualSlices(u32, a[0..na], b[0..nb]);
         const nc = mergeSmallBytes(v, piece[0..n], &b);
@@ -931,7 +955,7 @@ test "leftmost lowest rank wins" {
     defer v.deinit();
     var out: [8]u32 = undefined;
     // "aaa": "aa" (rank 256) merges leftmost first -> ["aa", "a"]
-    const n = mergeSmall(v, "aaa", &out);
+    const n = mergeSmall(v, "aaa", &out, null);
     try std.testing.expectEqual(@as(usize, 2), n);
     try std.testing.expectEqual(@as(u32, 256), out[0]);
     try std.testing.expectEqual(@as(u32, 'a'), out[1]);
