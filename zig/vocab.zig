@@ -24,9 +24,16 @@
 //!   (233K entries cl100k, 446K o200k) instead of hashing byte slices: sample_docs 32 -> 55 MB/s.
 //! - A direct 64K byte-pair table for the first merge level (no hashing for the n-1 initial
 //!   pairs): small gain, within noise on this machine.
-//! - Did not pay / not done: caching pieces longer than 16 bytes (in sample_docs 11,419 of 14,551
-//!   pieces of 17-32 bytes are distinct, so a cache cannot hit); a radix/bucket queue for very long
-//!   pieces (the binary heap makes 1 MB of one letter ~7x slower than 1 MB of English).
+//! - A second cache level for 17-64-byte pieces (full-key compare): helps repeated long words
+//!   (Cyrillic, Indic, German compounds); in sample_docs most such pieces are distinct, so the
+//!   gain there is small. A per-thread direct-mapped cache of pair-table answers (32K entries,
+//!   hits and misses): multilingual lines 41 -> 50-57 MB per CPU-second; the merges of pieces
+//!   that miss both piece caches are bound by pair-table cache misses (perf: the loads after
+//!   each probe), so keeping a script's common pairs in L2 is what pays.
+//! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
+//!   the scan is not the bottleneck, the probes are); reverted. Not done: a radix/bucket queue
+//!   for very long pieces (the binary heap makes 1 MB of one letter ~11x slower than 1 MB of
+//!   English; the issue's target is 3x).
 const std = @import("std");
 const pretok = @import("pretok.zig");
 
