@@ -515,7 +515,23 @@ class HFEncoding(Encoding):
 
     # ---- normalization and the slow path ------------------------------------------------------
 
+    @functools.cached_property
+    def _hf_normalizer(self):
+        # tokenizers normalizes with its own (older) Unicode tables: U+1FBF0 SEGMENTED DIGIT ZERO
+        # (Unicode 13) stays as it is under its NFKC, Python's and pyarrow's make it "0". Use
+        # tokenizers' own normalizer when it is installed; else unicodedata (differs only for
+        # characters newer than tokenizers' tables).
+        if not self._norms:
+            return None
+        try:
+            from tokenizers import normalizers as tn
+        except ImportError:
+            return None
+        return tn.Sequence([getattr(tn, f)() for f in self._norms])
+
     def _normalize(self, s: str) -> str:
+        if self._hf_normalizer is not None:
+            return self._hf_normalizer.normalize_str(s)
         for form in self._norms:
             s = unicodedata.normalize(form, s)
         return s
@@ -677,13 +693,14 @@ class HFEncoding(Encoding):
                     normed = pc.utf8_normalize(normed, form)
                 res = Encoding.encode_arrow(self, normed, threads=threads, allowed_special=allowed_special,
                                             _max_chunk_values=max_chunk)
-                if active:
-                    # Added tokens split before normalization: rows that normalization changes go
-                    # through the Python splitter (exact; such rows are rare).
-                    changed = pc.fill_null(pc.not_equal(normed, arr), False)
-                    rows = np.flatnonzero(changed.to_numpy(zero_copy_only=False))
-                    if rows.size:
-                        res = self._patch(res, arr, rows, active)
+                # Rows that normalization changes are encoded again one by one (exact): added
+                # tokens split before normalization, and tokenizers' Unicode tables are older
+                # than pyarrow's (see _hf_normalizer). A row pyarrow leaves alone, tokenizers
+                # leaves alone too (normalization is stable for assigned characters).
+                changed = pc.fill_null(pc.not_equal(normed, arr), False)
+                rows = np.flatnonzero(changed.to_numpy(zero_copy_only=False))
+                if rows.size:
+                    res = self._patch(res, arr, rows, active)
             if count_only:
                 res = pc.cast(pc.list_value_length(res), pa.uint32())
             out.append(res)

@@ -404,3 +404,26 @@ def test_has_every_attribute_of_an_encoding(tok_dir):
     plain = arrowtok.get_encoding("cl100k_base")
     assert set(plain.__dict__) - {"special_tokens_set"} <= set(enc.__dict__)
     assert isinstance(enc, arrowtok.Encoding)
+
+
+NEWER_UNICODE = ["('\U0001fbf0', '\U0001fbf9')", "('\ua7f2', '\ua801')", "('\uab5c', '\uab69')", "x \U00010785 \ufb01 \u00bd"]
+
+
+@pytest.mark.parametrize("family", ["anthropic", "llama3_nfkc"])
+def test_normalizer_uses_tokenizers_tables(tok_dir, family):
+    """Found on ../shared/corpora/code_rust_regex_syntax.txt: tokenizers' NFKC tables are older
+    than Python's / pyarrow's (U+1FBF0 SEGMENTED DIGIT ZERO, Unicode 13, stays; unicodedata makes
+    it '0'). arrowtok normalizes with tokenizers' own normalizer, and re-encodes column rows that
+    pyarrow's normalization changes."""
+    if family == "llama3_nfkc":
+        enc, tok = _variant(tok_dir, "llama3", lambda c: c.update(normalizer={"type": "NFKC"}))
+        assert enc.fast_path
+    else:
+        enc, tok, _ = _pair(tok_dir, family)
+    texts = NEWER_UNICODE + ["plain ascii", "e\u0301 <|endoftext|>\u0338"]
+    for t in texts:
+        assert enc.encode(t, allowed_special="all") == tok.encode(t, add_special_tokens=False).ids, t
+    assert enc.encode_arrow(texts, allowed_special="all").to_pylist() == _hf_ids(tok, texts, specials=True)
+    assert enc.encode_arrow(texts).to_pylist() == _hf_ids(tok, texts, specials=False)
+    assert enc.count_tokens_arrow(pa.chunked_array([texts[:2], texts[2:]])).to_pylist() == \
+        [len(x) for x in _hf_ids(tok, texts, specials=False)]
