@@ -445,6 +445,7 @@ def _one_file(inp: InputFile, key: str, outdir: Path, manifest: Manifest, result
                           errors=errors, concurrency=concurrency, num_cpus=num_cpus, batch_size=batch_size,
                           schema=schema, source=inp.display, _tally=tally)
     failure = None
+    err = None
     try:
         # One write task for the whole file (min_rows_per_file bundles every block), so one file.
         ds.write_parquet(str(tmpdir), min_rows_per_file=(1 << 31) - 1, row_group_size=batch_size, compression="zstd",
@@ -459,7 +460,11 @@ def _one_file(inp: InputFile, key: str, outdir: Path, manifest: Manifest, result
     if failure is not None:
         # The failed execution's actors (and their CPUs) are freed only when nothing refers to the
         # dataset any more: drop it (and the Ray exception's frames) now, so the next job can start.
-        del ds
+        # `err` carries the Ray exception's traceback, whose frames hold the executor: drop it too.
+        if err is not None:
+            err.__traceback__ = None
+            err.__context__ = err.__cause__ = None
+        del ds, err
         gc.collect()
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise failure

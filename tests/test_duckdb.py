@@ -221,7 +221,7 @@ def test_errors(con):
         con.execute("SELECT detokenize(x) FROM (VALUES ('abc')) t(x)")
     with pytest.raises(duckdb.Error, match=r"detokenize: unknown token id 999999999 at position 1; value: \[1, 999999999\]"):
         con.execute("SELECT detokenize(x) FROM (VALUES ([15339]), ([1, 999999999])) t(x)").fetchall()
-    with pytest.raises(duckdb.Error, match=r"unknown token id \d+ at position 0; value: \[-5\]"):  # core prints -5 as uint32
+    with pytest.raises(duckdb.Error, match=r"unknown token id -5 at position 0; value: \[-5\]"):
         con.execute("SELECT detokenize([-5])").fetchall()
     with pytest.raises(ValueError, match="Unknown encoding 'gpt2'"):
         ad.register(duckdb.connect(), "gpt2")
