@@ -87,8 +87,11 @@ def test_cli_ray_job_equals_local_job(cluster, tmp_path):
     for name in lo:
         assert ro[name].schema.equals(lo[name].schema, check_metadata=True), name
         assert ro[name].num_rows == lo[name].num_rows, name
+        # Same rows with the same ids; Ray Data does not guarantee row order within a file (a
+        # rotated order was seen once in a few runs, despite preserve_order), so compare by id.
+        r_sorted, l_sorted = ro[name].sort_by("id"), lo[name].sort_by("id")
         for col in lo[name].column_names:
-            assert ro[name].column(col).equals(lo[name].column(col)), (name, col)
+            assert r_sorted.column(col).equals(l_sorted.column(col)), (name, col)
     a = ro["a.parquet"]
     assert a.schema.field("tokens").type == pa.list_(pa.int32()) and a.schema.field("n_tokens").type == pa.uint32()
     assert a.column("tokens").null_count == a.column("n_tokens").null_count > 0  # nulls stay null
