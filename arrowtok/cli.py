@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("inputs", nargs="+", metavar="INPUT", help="parquet or .jsonl files, folders, globs, URIs")
     t.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (local)")
     t.add_argument("--column", default="text", help="text column (default: text)")
-    t.add_argument("--encoding", default="cl100k_base", choices=list_encoding_names())
+    t.add_argument("--encoding", default="cl100k_base", metavar="NAME|tokenizer.json",
+                   help=f"{', '.join(list_encoding_names())}, or a Hugging Face tokenizer.json (file or folder)")
     t.add_argument("--keep", default="", metavar="COLS", help="comma-separated input columns to copy to the output")
     t.add_argument("--append-eot", action="store_true", help="end every document with the <|endoftext|> token")
     t.add_argument("--format", default="parquet", choices=["parquet", "bin"],
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = s.add_mutually_exclusive_group()
     src.add_argument("--column", default=None, help="text column to tokenize on the fly (default: text)")
     src.add_argument("--tokens-column", default=None, metavar="COL", help="a list<int32> column of token ids")
-    s.add_argument("--encoding", default=None, choices=list_encoding_names(),
+    s.add_argument("--encoding", default=None, metavar="NAME|tokenizer.json",
                    help="default: the one recorded by arrowtok tokenize, else cl100k_base")
     s.add_argument("--by", default=None, metavar="COL", help="group by this column")
     s.add_argument("--json", default=None, metavar="FILE", help="also write the statistics as JSON")

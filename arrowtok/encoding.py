@@ -203,6 +203,13 @@ class Encoding:
             special_tokens = dict(KNOWN[pattern]["special_tokens"]) if pattern in KNOWN else {}
         return cls(name or p.stem, vocab_data=p.read_bytes(), pattern=pattern, special_tokens=special_tokens)
 
+    @classmethod
+    def from_tokenizer_json(cls, path, *, name: str | None = None) -> "Encoding":
+        """Load a Hugging Face tokenizer.json (byte-level BPE: GPT-2, Llama 3, Qwen2, ...); see arrowtok.hf."""
+        from .hf import from_tokenizer_json
+
+        return from_tokenizer_json(path, name=name)
+
     def __repr__(self) -> str:
         return f"<arrowtok.Encoding {self.name!r}>"
 

@@ -322,8 +322,22 @@ def _parse_keep(keep) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def resolve_encoding(encoding) -> Encoding:
+    """An Encoding, a known name, or a tokenizer.json path (file or folder holding one)."""
+    if isinstance(encoding, Encoding):
+        return encoding
+    p = Path(os.fspath(encoding))
+    if p.is_dir() and (p / "tokenizer.json").is_file():
+        p = p / "tokenizer.json"
+    if p.name.endswith((".json", ".json.gz", ".json.xz")) and p.is_file():
+        from ..hf import from_tokenizer_json
+
+        return from_tokenizer_json(p)
+    return get_encoding(os.fspath(encoding))
+
+
 def tokenize_corpus(inputs: str | os.PathLike | Iterable[str | os.PathLike], output: str | os.PathLike, *,
-                    column: str = "text", encoding: str = "cl100k_base", keep: Sequence[str] | str | None = (),
+                    column: str = "text", encoding: "str | os.PathLike | Encoding" = "cl100k_base", keep: Sequence[str] | str | None = (),
                     append_eot: bool = False, format: str = "parquet", threads: int | None = None,
                     batch_rows: int = DEFAULT_BATCH_ROWS, batch_bytes: int = DEFAULT_BATCH_BYTES,
                     errors: str = "strict", resume: bool = True, overwrite: bool = False,
@@ -355,7 +369,8 @@ def tokenize_corpus(inputs: str | os.PathLike | Iterable[str | os.PathLike], out
     if "://" in out_s and not out_s.startswith("file://"):
         raise JobError(f"{out_s}: the output must be a local directory (atomic renames)")
     outdir = Path(out_s.removeprefix("file://")).expanduser().resolve()
-    enc = get_encoding(encoding)
+    enc = resolve_encoding(encoding)
+    encoding = encoding if isinstance(encoding, str) else (getattr(enc, "source_path", None) or enc.name)
     token_dtype = ("uint16" if enc.n_vocab <= 65536 else "uint32") if format == "bin" else None
     options = {"encoding": encoding, "column": column, "keep": keep, "append_eot": bool(append_eot),
                "format": format, "errors": errors, "token_dtype": token_dtype}

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from ..encoding import ArrowtokError, ENDOFTEXT, get_encoding
 from .inputs import JobError, iter_batches, resolve_inputs
+from .job import resolve_encoding
 from .job import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, META_KEY, _row_error
 
 METRICS = ("documents", "null_rows", "bytes", "tokens", "bytes_per_token",
@@ -130,7 +131,7 @@ def corpus_stats(inputs: str | os.PathLike | Iterable[str | os.PathLike], *, col
                     raise JobError(f"{f.display}: encoding {name} differs from {used_encoding} of earlier files",
                                    f.display)
                 used_encoding = name
-                enc = get_encoding(name)
+                enc = resolve_encoding(name)
                 if source == "tokens" and meta.get("append_eot"):
                     eot_len = len(ENDOFTEXT.encode())
             arr = b.data.column(col)
