@@ -44,7 +44,9 @@
 const std = @import("std");
 const ut = @import("unicode_tables.zig");
 
-pub const Pattern = enum(u8) { cl100k = 0, o200k = 1 };
+/// Scanner ids (stable across the C ABI): 0 cl100k_base (also Llama 3's spelling of it), 1 o200k_base,
+/// 4 Qwen2 (Llama 3's pattern with single digits, `\p{N}`). 2 and 3 are reserved (GPT-2, r50k).
+pub const Pattern = enum(u8) { cl100k = 0, o200k = 1, qwen2 = 4 };
 
 // ---------------------------------------------------------------------------------------------
 // Character classes (masks over the property byte of unicode_tables.zig)
@@ -200,11 +202,11 @@ inline fn runUntil(text: []const u8, start: usize, comptime mask: u8) usize {
     return i;
 }
 
-/// `\p{N}{1,3}` given that the code point at pos (length n0) is a number.
-inline fn numberEnd(text: []const u8, pos: usize, n0: usize) usize {
+/// `\p{N}{1,max}` given that the code point at pos (length n0) is a number.
+inline fn numberEnd(comptime max: u32, text: []const u8, pos: usize, n0: usize) usize {
     var i = pos + n0;
     var k: u32 = 1;
-    while (k < 3 and i < text.len) : (k += 1) {
+    while (k < max and i < text.len) : (k += 1) {
         const c = charAt(text, i);
         if (c.p & number == 0) break;
         i += c.n;
@@ -293,7 +295,8 @@ inline fn punctEnd(text: []const u8, s: usize, comptime slash: bool) usize {
 // ---------------------------------------------------------------------------------------------
 // cl100k_base
 
-fn cl100kEnd(text: []const u8, pos: usize) usize {
+/// cl100k_base; with max_digits = 1, Qwen2's variant (`\p{N}` instead of `\p{N}{1,3}`).
+fn cl100kEnd(comptime max_digits: u32, text: []const u8, pos: usize) usize {
     const b0 = text[pos];
     // Fast paths for the two commonest pieces, "word" and " word" with an ASCII first letter.
     if (isAsciiAlpha(b0)) return runWhile(text, pos + 1, letter);
@@ -309,7 +312,7 @@ fn cl100kEnd(text: []const u8, pos: usize) usize {
     // [^\r\n\p{L}\p{N}]?+\p{L}++ with an empty prefix
     if (c0.p & letter != 0) return runWhile(text, after, letter);
     // \p{N}{1,3}+
-    if (c0.p & number != 0) return numberEnd(text, pos, c0.n);
+    if (c0.p & number != 0) return numberEnd(max_digits, text, pos, c0.n);
     // [^\r\n\p{L}\p{N}]?+\p{L}++ with a one-code-point prefix (c0 is neither L nor N here)
     if (b0 != '\r' and b0 != '\n' and after < text.len) {
         const c1 = charAt(text, after);
@@ -403,7 +406,7 @@ fn o200kEnd(text: []const u8, pos: usize) usize {
             .fail => |run_end| contractionOr(text, run_end),
         };
     }
-    if (c0.p & number != 0) return numberEnd(text, pos, c0.n);
+    if (c0.p & number != 0) return numberEnd(3, text, pos, c0.n);
     if (b0 != '\r' and b0 != '\n') {
         // c0 is in [^\r\n\p{L}\p{N}]: alternatives 1 and 2 first try it as the prefix.
         if (after < text.len) {
@@ -445,8 +448,9 @@ fn o200kEnd(text: []const u8, pos: usize) usize {
 pub fn nextPieceEnd(comptime pat: Pattern, text: []const u8, pos: usize) usize {
     std.debug.assert(pos < text.len);
     const e = switch (pat) {
-        .cl100k => cl100kEnd(text, pos),
+        .cl100k => cl100kEnd(3, text, pos),
         .o200k => o200kEnd(text, pos),
+        .qwen2 => cl100kEnd(1, text, pos),
     };
     std.debug.assert(e > pos and e <= text.len);
     return e;
@@ -472,7 +476,7 @@ fn pretokenizeInto(comptime pat: Pattern, text: []const u8, out_ends: []u64) i64
 /// returns the number of pieces, or -1 if cap is too small. Never panics.
 /// Also returns -2 for an unknown pattern and -3 for input that is not valid UTF-8 (checked first).
 export fn at_pretokenize(pattern: u32, data_in: ?[*]const u8, len: usize, out_ends_in: ?[*]u64, cap: usize) i64 {
-    if (pattern > 1) return -2;
+    if (pattern > 1 and pattern != 4) return -2;
     if (len == 0) return 0;
     const data = data_in orelse return -4; // NULL buffer with a non-zero length
     const text = data[0..len];
@@ -481,12 +485,18 @@ export fn at_pretokenize(pattern: u32, data_in: ?[*]const u8, len: usize, out_en
     const out = out_ends[0..cap];
     return switch (pattern) {
         0 => pretokenizeInto(.cl100k, text, out),
-        else => pretokenizeInto(.o200k, text, out),
+        1 => pretokenizeInto(.o200k, text, out),
+        else => pretokenizeInto(.qwen2, text, out),
     };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Tests
+
+test "qwen2 splits digits one by one, otherwise as cl100k" {
+    try expectPieces(.qwen2, "abc 12345 x", &.{ "abc", " ", "1", "2", "3", "4", "5", " x" });
+    try expectPieces(.cl100k, "abc 12345 x", &.{ "abc", " ", "123", "45", " x" });
+}
 
 fn expectPieces(comptime pat: Pattern, text: []const u8, pieces: []const []const u8) !void {
     var pos: usize = 0;

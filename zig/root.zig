@@ -56,14 +56,13 @@ export fn at_vocab_load_merges(data: ?[*]const u8, offs: ?[*]const u32, ids: ?[*
     const bad = bad_out orelse return @intFromEnum(Status.invalid_argument);
     out.* = null;
     bad.* = 0;
-    if (pattern >= std.enums.values(pretok.Pattern).len) return @intFromEnum(Status.invalid_argument);
+    const pat = std.enums.fromInt(pretok.Pattern, pattern) orelse return @intFromEnum(Status.invalid_argument);
     if (n == 0) return @intFromEnum(Status.invalid_argument);
     const d = data orelse return @intFromEnum(Status.invalid_argument);
     const o = offs orelse return @intFromEnum(Status.invalid_argument);
     const i = ids orelse return @intFromEnum(Status.invalid_argument);
     if (!enc.Specials.offsetsOk(o[0 .. n + 1])) return @intFromEnum(Status.invalid_argument);
     const m: []const [2]u32 = if (n_merges == 0) &.{} else @ptrCast((merges orelse return @intFromEnum(Status.invalid_argument))[0 .. 2 * n_merges]);
-    const pat: pretok.Pattern = @enumFromInt(@as(u8, @intCast(pattern)));
     const v = vocab_mod.loadMerges(gpa, pat, d[0..o[n]], o[0 .. n + 1], i[0..n], m, flags & 1 != 0, bad) catch |e| return switch (e) {
         error.OutOfMemory => @intFromEnum(Status.out_of_memory),
         error.TooLarge => @intFromEnum(Status.too_large),
