@@ -45,8 +45,9 @@ const std = @import("std");
 const ut = @import("unicode_tables.zig");
 
 /// Scanner ids (stable across the C ABI): 0 cl100k_base (also Llama 3's spelling of it), 1 o200k_base,
-/// 4 Qwen2 (Llama 3's pattern with single digits, `\p{N}`). 2 and 3 are reserved (GPT-2, r50k).
-pub const Pattern = enum(u8) { cl100k = 0, o200k = 1, qwen2 = 4 };
+/// 2 GPT-2 (Hugging Face ByteLevel's regex), 4 Qwen2 (Llama 3's pattern with single digits,
+/// `\p{N}`). 3 is reserved (r50k's possessive spelling).
+pub const Pattern = enum(u8) { cl100k = 0, o200k = 1, gpt2 = 2, qwen2 = 4 };
 
 // ---------------------------------------------------------------------------------------------
 // Character classes (masks over the property byte of unicode_tables.zig)
@@ -335,6 +336,36 @@ fn cl100kEnd(comptime max_digits: u32, text: []const u8, pos: usize) usize {
 }
 
 // ---------------------------------------------------------------------------------------------
+// GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// (contractions are case-sensitive; the optional prefix is U+0020 only; digit runs are unbounded)
+
+fn gpt2End(text: []const u8, pos: usize) usize {
+    const b0 = text[pos];
+    if (isAsciiAlpha(b0)) return runWhile(text, pos + 1, letter);
+    if (b0 == '\'' and pos + 1 < text.len) {
+        switch (text[pos + 1]) {
+            's', 't', 'm', 'd' => return pos + 2,
+            'r', 'v' => if (pos + 2 < text.len and text[pos + 2] == 'e') return pos + 3,
+            'l' => if (pos + 2 < text.len and text[pos + 2] == 'l') return pos + 3,
+            else => {},
+        }
+    }
+    // ` ?` takes the space when a letter, number or punctuation code point follows it.
+    var s = pos;
+    if (b0 == ' ' and pos + 1 < text.len and charAt(text, pos + 1).p & space == 0) s = pos + 1;
+    const c = charAt(text, s);
+    if (c.p & letter != 0) return runWhile(text, s + c.n, letter);
+    if (c.p & number != 0) return runWhile(text, s + c.n, number);
+    if (c.p & space == 0) return runUntil(text, s, not_punct);
+    // Whitespace at pos: \s+(?!\S) leaves the run's last code point to the next piece when a
+    // non-space follows (if the run has more than one), \s+ takes a lone one.
+    const w = wsRun(text, pos);
+    if (w.end == text.len) return w.end;
+    if (w.last_start > pos) return w.last_start;
+    return w.end;
+}
+
+// ---------------------------------------------------------------------------------------------
 // o200k_base
 
 /// Outcome of `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(contraction)?` at s.
@@ -450,6 +481,7 @@ pub fn nextPieceEnd(comptime pat: Pattern, text: []const u8, pos: usize) usize {
     const e = switch (pat) {
         .cl100k => cl100kEnd(3, text, pos),
         .o200k => o200kEnd(text, pos),
+        .gpt2 => gpt2End(text, pos),
         .qwen2 => cl100kEnd(1, text, pos),
     };
     std.debug.assert(e > pos and e <= text.len);
@@ -476,7 +508,7 @@ fn pretokenizeInto(comptime pat: Pattern, text: []const u8, out_ends: []u64) i64
 /// returns the number of pieces, or -1 if cap is too small. Never panics.
 /// Also returns -2 for an unknown pattern and -3 for input that is not valid UTF-8 (checked first).
 export fn at_pretokenize(pattern: u32, data_in: ?[*]const u8, len: usize, out_ends_in: ?[*]u64, cap: usize) i64 {
-    if (pattern > 1 and pattern != 4) return -2;
+    if (pattern > 2 and pattern != 4) return -2;
     if (len == 0) return 0;
     const data = data_in orelse return -4; // NULL buffer with a non-zero length
     const text = data[0..len];
@@ -486,12 +518,18 @@ export fn at_pretokenize(pattern: u32, data_in: ?[*]const u8, len: usize, out_en
     return switch (pattern) {
         0 => pretokenizeInto(.cl100k, text, out),
         1 => pretokenizeInto(.o200k, text, out),
+        2 => pretokenizeInto(.gpt2, text, out),
         else => pretokenizeInto(.qwen2, text, out),
     };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Tests
+
+test "gpt2 pieces" {
+    try expectPieces(.gpt2, "Hello world's 12345  x\n\ny 'LL", &.{ "Hello", " world", "'s", " 12345", " ", " x", "\n", "\n", "y", " '", "LL" });
+    try expectPieces(.gpt2, "a  ", &.{ "a", "  " });
+}
 
 test "qwen2 splits digits one by one, otherwise as cl100k" {
     try expectPieces(.qwen2, "abc 12345 x", &.{ "abc", " ", "1", "2", "3", "4", "5", " x" });
