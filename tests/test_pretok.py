@@ -409,7 +409,8 @@ def test_interface_errors(lib):
     assert n == 3 and out.tolist() == [1, 3, 5]
     assert lib.raw(0, b"a b c", 2)[0] == -1
     assert lib.raw(1, b"a b c", 0)[0] == -1
-    assert lib.raw(2, b"abc", 3)[0] == -2
+    assert lib.raw(3, b"abc", 3)[0] == -2  # 3 is reserved (2 is GPT-2, 4 Qwen2)
+    assert lib.raw(5, b"abc", 3)[0] == -2
     assert lib.raw(1, b"a\xffb", 3)[0] == -3
     assert lib.raw(0, b"\xed\xa0\x80", 3)[0] == -3  # surrogate
 
