@@ -64,7 +64,7 @@ except ImportError as _e:  # pragma: no cover - exercised only without ray
 
 from .encoding import ArrowtokError, default_threads, get_encoding
 from .pipeline.inputs import InputFile, JobError, iter_batches, resolve_inputs
-from .pipeline.job import (DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, JobResult, _fsync_file, _output_schema,
+from .pipeline.job import (DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, JobResult, _fsync_file, _output_schema, output_keys,
                            _parse_keep, _ParquetSink, _unlink, append_token)
 from .pipeline.manifest import DirLock, Manifest, fsync_dir
 
@@ -357,16 +357,7 @@ def tokenize_corpus_ray(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     options = {"encoding": encoding, "column": column, "keep": keep, "append_eot": bool(append_eot),
                "format": format, "errors": errors, "token_dtype": None}
 
-    files = resolve_inputs(inputs, exclude=str(outdir))
-    units: list[tuple[InputFile, str]] = []
-    by_key: dict[str, InputFile] = {}
-    for f in files:
-        key = f.stem
-        if key in by_key:
-            raise JobError(f"{by_key[key].display} and {f.display} would both write {key}.*: "
-                           "rename one, or tokenize them into different --output folders")
-        by_key[key] = f
-        units.append((f, key))
+    units = output_keys(resolve_inputs(inputs, exclude=str(outdir)))
 
     outdir.mkdir(parents=True, exist_ok=True)
     result = JobResult(output=outdir, files_total=len(units), outputs=[k + ".parquet" for _, k in units])

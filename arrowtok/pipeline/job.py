@@ -322,6 +322,18 @@ def _parse_keep(keep) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def output_keys(files: Sequence[InputFile]) -> list[tuple[InputFile, str]]:
+    """(input, output stem) for each input; two inputs that would write the same stem are refused."""
+    by_key: dict[str, InputFile] = {}
+    for f in files:
+        key = f.stem
+        if key in by_key:
+            raise JobError(f"{by_key[key].display} and {f.display} would both write {key}.*: "
+                           "rename one, or tokenize them into different --output folders")
+        by_key[key] = f
+    return [(f, k) for k, f in by_key.items()]
+
+
 def resolve_encoding(encoding) -> Encoding:
     """An Encoding, a known name, or a tokenizer.json path (file or folder holding one)."""
     if isinstance(encoding, Encoding):
@@ -377,13 +389,7 @@ def tokenize_corpus(inputs: str | os.PathLike | Iterable[str | os.PathLike], out
 
     files = resolve_inputs(inputs, exclude=str(outdir))
     units: list[_Unit] = []
-    by_key: dict[str, InputFile] = {}
-    for f in files:
-        key = f.stem
-        if key in by_key:
-            raise JobError(f"{by_key[key].display} and {f.display} would both write {key}.*: "
-                           "rename one, or tokenize them into different --output folders")
-        by_key[key] = f
+    for f, key in output_keys(files):
         outs = [key + ".parquet"] if format == "parquet" else [key + ".bin", key + ".idx"]
         units.append(_Unit(f, key, outs))
 
