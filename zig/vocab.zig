@@ -785,25 +785,32 @@ fn heapPop(h: *std.ArrayList(u64)) u64 {
     return top;
 }
 
-fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
-    if (v.pair_slots.len == 0) return mergeHeapBytes(v, piece, out, s);
-    const n: u32 = @intCast(piece.len);
+/// Parts 0..n-1 linked in order, pair array sized, heap emptied with room for every push
+/// (n initial pairs; each merge pushes at most 2).
+fn heapInit(s: *Scratch, n: u32) error{OutOfMemory}!void {
     const none: u32 = std.math.maxInt(u32);
     try s.next.resize(s.gpa, n);
     try s.prev.resize(s.gpa, n);
     try s.pair_rank.resize(s.gpa, n);
-    try s.part_rank.resize(s.gpa, n);
     s.heap.clearRetainingCapacity();
     try s.heap.ensureTotalCapacity(s.gpa, 3 * @as(usize, n));
+    for (s.next.items, s.prev.items, 0..) |*nx, *pv, i| {
+        nx.* = if (i + 1 < n) @intCast(i + 1) else none;
+        pv.* = if (i > 0) @intCast(i - 1) else none;
+    }
+}
+
+fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
+    if (v.pair_slots.len == 0) return mergeHeapBytes(v, piece, out, s);
+    const n: u32 = @intCast(piece.len);
+    const none: u32 = std.math.maxInt(u32);
+    try heapInit(s, n);
+    try s.part_rank.resize(s.gpa, n);
     const next = s.next.items;
     const prev = s.prev.items;
     const pair = s.pair_rank.items;
     const ids = s.part_rank.items;
-    for (0..n) |i| {
-        next[i] = if (i + 1 < n) @intCast(i + 1) else none;
-        prev[i] = if (i > 0) @intCast(i - 1) else none;
-        ids[i] = v.byte_rank[piece[i]];
-    }
+    for (0..n) |i| ids[i] = v.byte_rank[piece[i]];
     for (0..n) |i| {
         if (i + 1 < n) {
             const r = v.byte_pair[@as(usize, piece[i]) << 8 | piece[i + 1]];
@@ -848,19 +855,10 @@ fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{
 fn mergeHeapBytes(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
     const n: u32 = @intCast(piece.len);
     const none: u32 = std.math.maxInt(u32);
-    try s.next.resize(s.gpa, n);
-    try s.prev.resize(s.gpa, n);
-    try s.pair_rank.resize(s.gpa, n);
-    s.heap.clearRetainingCapacity();
-    // Each merge pushes at most 2 entries; n initial pairs.
-    try s.heap.ensureTotalCapacity(s.gpa, 3 * @as(usize, n));
+    try heapInit(s, n);
     const next = s.next.items;
     const prev = s.prev.items;
     const pair = s.pair_rank.items;
-    for (0..n) |i| {
-        next[i] = if (i + 1 < n) @intCast(i + 1) else none;
-        prev[i] = if (i > 0) @intCast(i - 1) else none;
-    }
     for (0..n) |i| {
         if (i + 1 < n) {
             const r = v.rank(piece[i .. i + 2]);
