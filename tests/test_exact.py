@@ -176,3 +176,37 @@ def test_jsonl_documents_sample(enc, ref):
     docs = [json.loads(l)["text"] for l in path.read_text(encoding="utf-8").splitlines()[:3000]]
     for d in docs[:500]:
         assert enc.encode_ordinary(d) == ref.encode_ordinary(d)
+
+
+_CACHE_CHILD = r"""
+import sys, json, hashlib
+sys.path.insert(0, sys.argv[2])
+import pyarrow as pa, arrowtok
+from oracle import oracle, corpus_files
+name = sys.argv[1]
+enc, ref = arrowtok.get_encoding(name), oracle(name)
+lines = [l for p in corpus_files() for l in p.read_text(encoding="utf-8")[:300_000].split("\n")]
+want = ref.encode_ordinary_batch(lines)
+col = pa.array(lines)
+for rnd in range(3):  # round 0 fills the piece caches, later rounds read them back
+    got = enc.encode_arrow(col, threads=2).to_pylist()
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert len(got) == len(want) and not bad, f"round {rnd}: rows {bad[:5]} differ"
+    assert enc.count_tokens_arrow(col, threads=1).to_pylist() == [len(w) for w in want], rnd
+print("ok", len(lines))
+"""
+
+
+@pytest.mark.parametrize("budget_mb", ["1", "32"])
+def test_piece_cache_rounds_and_budget(name, budget_mb):
+    """Every corpus line, encoded three times in one process: ids equal tiktoken's whether they come
+    from the BPE, the thread's piece caches, or a cache that the 1 MiB budget keeps emptying."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, ARROWTOK_CACHE_MB=budget_mb)
+    r = subprocess.run([sys.executable, "-c", _CACHE_CHILD, name, str(Path(__file__).parent)],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr[-3000:]

@@ -503,18 +503,10 @@ const CacheEntry = extern struct {
     _pad: [2]u8,
     toks: [3]u32,
 };
-/// Second level for pieces of 17..64 bytes with up to 15 tokens (multilingual words: Cyrillic,
-/// Devanagari, CJK runs), compared by full key. 16K entries of 128 bytes.
-const long_bits = 14;
-const long_key_max = 64;
-const long_toks_max = 15;
-const LongEntry = extern struct {
-    key: [long_key_max]u8,
-    len: u8,
-    n: u8,
-    _pad: [2]u8,
-    toks: [long_toks_max]u32,
-};
+/// Second level: every piece of 2..`big_piece_max` bytes this thread has encoded, in a growing
+/// open-addressing table over an arena (`Big`). Its memory, summed over all threads, stays under
+/// `cacheBudget()` bytes; a thread that would pass it empties its own table and starts again.
+const big_piece_max = 512;
 /// Third part: a direct-mapped cache of pair-table lookups (hits and misses), so the merges of a
 /// script's common pairs stay in L2 instead of probing the multi-MB pair table. Entry =
 /// key(40 bits) << 24 | answer + 1 (0 = no merge); all-ones = empty.
@@ -522,8 +514,8 @@ const pair_bits = 15;
 const PieceCache = struct {
     serial: u64,
     entries: [1 << cache_bits]CacheEntry,
-    long: [1 << long_bits]LongEntry,
     pairs: [1 << pair_bits]u64,
+    big: Big,
 
     inline fn pairRank(c: *PieceCache, v: *const Vocab, a: u32, b: u32) u32 {
         const key = (@as(u64, a) << 20) | b;
@@ -548,6 +540,7 @@ var cache_key_state: std.atomic.Value(u8) = .init(0); // 0 none, 1 creating, 2 r
 
 fn freeCache(p: *anyopaque) callconv(.c) void {
     const c: *PieceCache = @ptrCast(@alignCast(p));
+    c.big.release();
     std.heap.c_allocator.destroy(c);
 }
 
@@ -580,13 +573,14 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
             return null;
         }
         c.?.serial = 0;
+        c.?.big = .{};
         tl_cache = c;
     }
     const pc = c.?;
     if (pc.serial != v.serial) {
         @memset(std.mem.asBytes(&pc.entries), 0);
-        for (&pc.long) |*e| e.len = 0;
         @memset(&pc.pairs, empty_slot);
+        pc.big.clear();
         pc.serial = v.serial;
     }
     return pc;
@@ -613,7 +607,7 @@ inline fn paddedKey(s: []const u8) [2]u64 {
     return .{ lo, 0 };
 }
 
-/// BPE of one piece, through the thread's piece cache. Writes the tokens to `out` (room for
+/// BPE of one piece, through the thread's piece caches. Writes the tokens to `out` (room for
 /// piece.len tokens) and returns how many were written.
 pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     std.debug.assert(piece.len > 0);
@@ -626,8 +620,7 @@ pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scr
     const kk = paddedKey(piece);
     const k0: u64 = kk[0];
     const k1: u64 = kk[1];
-    const m: u128 = @as(u128, k0 ^ 0x9E3779B97F4A7C15) *% @as(u128, k1 ^ 0xC2B2AE3D27D4EB4F ^ @as(u64, piece.len));
-    const h: u64 = @as(u64, @truncate(m)) ^ @as(u64, @truncate(m >> 64));
+    const h = shortHash(k0, k1, piece.len);
     const e = &cache.entries[@as(usize, @truncate(h)) & ((1 << cache_bits) - 1)];
     if (e.len == piece.len and e.k0 == k0 and e.k1 == k1) {
         const n = e.n;
@@ -636,7 +629,11 @@ pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scr
         if (n > 2) out[2] = e.toks[2];
         return n;
     }
-    const n = try encodePieceUncached(v, piece, out, scratch);
+    const n = cache.big.getShort(h, k0, k1, piece.len, out) orelse blk: {
+        const m = try encodePieceUncached(v, piece, out, scratch);
+        cache.big.put(h, piece, out[0..m]);
+        break :blk m;
+    };
     if (n <= 3) {
         e.k0 = k0;
         e.k1 = k1;
@@ -647,23 +644,192 @@ pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scr
     return n;
 }
 
+inline fn shortHash(k0: u64, k1: u64, len: usize) u64 {
+    const m: u128 = @as(u128, k0 ^ 0x9E3779B97F4A7C15) *% @as(u128, k1 ^ 0xC2B2AE3D27D4EB4F ^ @as(u64, len));
+    return @as(u64, @truncate(m)) ^ @as(u64, @truncate(m >> 64));
+}
+
+inline fn longHash(piece: []const u8) u64 {
+    return std.hash.Wyhash.hash(0x5EED, piece);
+}
+
 fn encodePieceLong(v: *const Vocab, cache: *PieceCache, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
-    if (piece.len > long_key_max) return encodePieceUncached(v, piece, out, scratch);
-    const h = std.hash.Wyhash.hash(0x5EED, piece);
-    const e = &cache.long[@as(usize, @truncate(h)) & ((1 << long_bits) - 1)];
-    if (e.len == piece.len and std.mem.eql(u8, e.key[0..piece.len], piece)) {
-        @memcpy(out[0..e.n], e.toks[0..e.n]);
-        return e.n;
-    }
+    if (piece.len > big_piece_max) return encodePieceUncached(v, piece, out, scratch);
+    const h = longHash(piece);
+    if (cache.big.getLong(h, piece, out)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
-    if (n <= long_toks_max) {
-        @memcpy(e.key[0..piece.len], piece);
-        e.len = @intCast(piece.len);
-        e.n = @intCast(n);
-        @memcpy(e.toks[0..n], out[0..n]);
-    }
+    cache.big.put(h, piece, out[0..n]);
     return n;
 }
+
+/// Bytes all threads' `Big` tables hold together, and the cap (ARROWTOK_CACHE_MB, default 32).
+var big_total: std.atomic.Value(usize) = .init(0);
+var big_budget: std.atomic.Value(usize) = .init(0);
+
+fn cacheBudget() usize {
+    const b = big_budget.load(.monotonic);
+    if (b != 0) return b;
+    var mb: usize = 32;
+    if (std.c.getenv("ARROWTOK_CACHE_MB")) |s| {
+        mb = std.fmt.parseInt(usize, std.mem.span(s), 10) catch mb;
+    }
+    const bytes = @max(mb, 1) << 20;
+    big_budget.store(bytes, .monotonic);
+    return bytes;
+}
+
+/// A thread's table of every piece it has encoded (up to `big_piece_max` bytes): open addressing
+/// over `slots` (tag << 40 | arena word offset + 1; 0 = empty) into an arena of entries
+/// [len | n_tokens << 16][piece bytes, zero-padded to whole words][n_tokens ids]. Only the owning
+/// thread touches it. When growing would pass the global budget it empties itself (the piece
+/// caches are an optimisation: a miss only costs a merge), so memory stays bounded on any stream.
+const Big = struct {
+    slots: []u64 = &.{},
+    arena: []u32 = &.{},
+    used: usize = 0,
+    count: usize = 0,
+
+    const min_slots = 1 << 12;
+    const min_words = 1 << 15;
+    const off_mask: u64 = (1 << 40) - 1;
+
+    fn bytesHeld(b: *const Big) usize {
+        return b.slots.len * 8 + b.arena.len * 4;
+    }
+
+    fn release(b: *Big) void {
+        _ = big_total.fetchSub(b.bytesHeld(), .monotonic);
+        std.heap.c_allocator.free(b.slots);
+        std.heap.c_allocator.free(b.arena);
+        b.* = .{};
+    }
+
+    fn clear(b: *Big) void {
+        @memset(b.slots, 0);
+        b.used = 0;
+        b.count = 0;
+    }
+
+    inline fn tagOf(h: u64) u64 {
+        return (h >> 40) | 1; // never 0, so a live slot is never 0
+    }
+
+    inline fn entryBytes(b: *const Big, o: usize, len: usize) []const u8 {
+        return std.mem.sliceAsBytes(b.arena[o + 1 ..])[0..len];
+    }
+
+    fn copyOut(b: *const Big, o: usize, hdr: u32, out: []u32) usize {
+        const len: usize = hdr & 0xFFFF;
+        const n: usize = hdr >> 16;
+        const t = o + 1 + (len + 3) / 4;
+        @memcpy(out[0..n], b.arena[t .. t + n]);
+        return n;
+    }
+
+    /// Lookup of a piece of 2..16 bytes by its zero-padded key.
+    inline fn getShort(b: *const Big, h: u64, k0: u64, k1: u64, len: usize, out: []u32) ?usize {
+        if (b.slots.len == 0) return null;
+        const mask = b.slots.len - 1;
+        const tag = tagOf(h);
+        var i: usize = @as(usize, @truncate(h)) & mask;
+        while (true) : (i = (i + 1) & mask) {
+            const s = b.slots[i];
+            if (s == 0) return null;
+            if (s >> 40 != tag) continue;
+            const o: usize = @intCast((s & off_mask) - 1);
+            const hdr = b.arena[o];
+            if (hdr & 0xFFFF != len) continue;
+            // bytes are zero-padded to whole words, and len <= 16 fills at most 4 of them
+            const w = b.arena[o + 1 ..];
+            const e0 = @as(u64, w[0]) | (if (len > 4) @as(u64, w[1]) << 32 else 0);
+            const e1: u64 = if (len > 8) @as(u64, w[2]) | (if (len > 12) @as(u64, w[3]) << 32 else 0) else 0;
+            if (e0 == k0 and e1 == k1) return b.copyOut(o, hdr, out);
+        }
+    }
+
+    fn getLong(b: *const Big, h: u64, piece: []const u8, out: []u32) ?usize {
+        if (b.slots.len == 0) return null;
+        const mask = b.slots.len - 1;
+        const tag = tagOf(h);
+        var i: usize = @as(usize, @truncate(h)) & mask;
+        while (true) : (i = (i + 1) & mask) {
+            const s = b.slots[i];
+            if (s == 0) return null;
+            if (s >> 40 != tag) continue;
+            const o: usize = @intCast((s & off_mask) - 1);
+            const hdr = b.arena[o];
+            if (hdr & 0xFFFF != piece.len) continue;
+            if (std.mem.eql(u8, b.entryBytes(o, piece.len), piece)) return b.copyOut(o, hdr, out);
+        }
+    }
+
+    /// Grows `slots` to `n_slots` and `arena` to at least `words`, within the budget; false if
+    /// the budget or the allocator says no.
+    fn grow(b: *Big, n_slots: usize, words: usize) bool {
+        const new_words = if (words > b.arena.len) @max(words, b.arena.len * 2, min_words) else b.arena.len;
+        const add = (n_slots - b.slots.len) * 8 + (new_words - b.arena.len) * 4;
+        if (big_total.fetchAdd(add, .monotonic) + add > cacheBudget()) {
+            _ = big_total.fetchSub(add, .monotonic);
+            return false;
+        }
+        const gpa = std.heap.c_allocator;
+        if (new_words != b.arena.len) {
+            const na = gpa.realloc(b.arena, new_words) catch {
+                _ = big_total.fetchSub(add, .monotonic);
+                return false;
+            };
+            b.arena = na;
+        }
+        if (n_slots != b.slots.len) {
+            const ns = gpa.alloc(u64, n_slots) catch {
+                _ = big_total.fetchSub((n_slots - b.slots.len) * 8, .monotonic);
+                return false;
+            };
+            @memset(ns, 0);
+            const mask = n_slots - 1;
+            for (b.slots) |s| {
+                if (s == 0) continue;
+                const o: usize = @intCast((s & off_mask) - 1);
+                const len: usize = b.arena[o] & 0xFFFF;
+                const piece = b.entryBytes(o, len);
+                const h = if (len <= 16) blk: {
+                    const kk = paddedKey(piece);
+                    break :blk shortHash(kk[0], kk[1], len);
+                } else longHash(piece);
+                var i: usize = @as(usize, @truncate(h)) & mask;
+                while (ns[i] != 0) i = (i + 1) & mask;
+                ns[i] = s;
+            }
+            gpa.free(b.slots);
+            b.slots = ns;
+        }
+        return true;
+    }
+
+    fn put(b: *Big, h: u64, piece: []const u8, toks: []const u32) void {
+        const words = 1 + (piece.len + 3) / 4 + toks.len;
+        if (b.used + words > b.arena.len or (b.count + 1) * 2 > b.slots.len) {
+            const n_slots = if ((b.count + 1) * 2 > b.slots.len) @max(min_slots, b.slots.len * 2) else b.slots.len;
+            if (!b.grow(n_slots, b.used + words)) {
+                // Over budget: start this thread's table again (its memory is reused as is).
+                b.clear();
+                if (b.slots.len == 0 or words > b.arena.len) return;
+            }
+        }
+        const o = b.used;
+        b.arena[o] = @intCast(piece.len | (toks.len << 16));
+        const pw = (piece.len + 3) / 4;
+        b.arena[o + pw] = 0; // zero padding of the last word
+        @memcpy(std.mem.sliceAsBytes(b.arena[o + 1 ..])[0..piece.len], piece);
+        @memcpy(b.arena[o + 1 + pw .. o + 1 + pw + toks.len], toks);
+        b.used = o + words;
+        b.count += 1;
+        const mask = b.slots.len - 1;
+        var i: usize = @as(usize, @truncate(h)) & mask;
+        while (b.slots[i] != 0) i = (i + 1) & mask;
+        b.slots[i] = (tagOf(h) << 40) | @as(u64, o + 1);
+    }
+};
 
 fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     if (piece.len == 1) {
