@@ -113,11 +113,21 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
     try reserve(sink, seg.len);
     const base = sink.buf.items.len;
     const dst: [*]u32 = sink.buf.items.ptr;
+    const limit = base + seg.len;
     var w: usize = base;
     var pos: usize = 0;
     while (pos < seg.len) {
         const end = pretok.nextPieceEnd(pat, seg, pos);
-        const n = try vocab_mod.encodePiece(v, seg[pos..end], dst[w .. base + seg.len], scratch);
+        const piece = seg[pos..end];
+        const out = dst[w..limit];
+        const n = switch (piece.len) {
+            1 => blk: {
+                out[0] = v.byte_rank[piece[0]];
+                break :blk 1;
+            },
+            2...16 => try vocab_mod.encodePieceShort(v, piece, vocab_mod.shortKey(piece), out, scratch),
+            else => try vocab_mod.encodePieceLong(v, piece, out, scratch),
+        };
         if (!sink.count_only) w += n;
         sink.count += n;
         pos = end;

@@ -490,11 +490,13 @@ pub const Scratch = struct {
 
 const small_max = 96;
 
-/// Piece -> tokens cache, one per thread (thread-local, so no sharing and no locks), direct
-/// mapped, sized to stay in L2. Caches pieces of up to 16 bytes that give up to 3 tokens: the
-/// bulk of real text. Entries are tagged by the vocabulary's serial; a cache built for another
-/// vocabulary is wiped before use.
-const cache_bits = 16;
+/// Piece -> tokens caches, one set per thread (thread-local: no sharing, no locks), tagged by
+/// the vocabulary's serial (a thread that switches vocabulary starts them again).
+/// - `Short`: pieces of 2..16 bytes that give up to 3 tokens (the bulk of real text), in a
+///   growing open-addressing table of 32-byte entries (key = the piece zero-padded to 16 bytes).
+/// - `Big`: every other piece of up to `big_piece_max` bytes, in a growing table over an arena.
+/// - `pairs`: a direct-mapped cache of pair-table answers for the merges of pieces that miss.
+/// Both growing tables count their memory in one global total kept under `cacheBudget()`.
 const CacheEntry = extern struct {
     k0: u64,
     k1: u64,
@@ -503,18 +505,13 @@ const CacheEntry = extern struct {
     _pad: [2]u8,
     toks: [3]u32,
 };
-/// Second level: every piece of 2..`big_piece_max` bytes this thread has encoded, in a growing
-/// open-addressing table over an arena (`Big`). Its memory, summed over all threads, stays under
-/// `cacheBudget()` bytes; a thread that would pass it empties its own table and starts again.
 const big_piece_max = 512;
-/// Third part: a direct-mapped cache of pair-table lookups (hits and misses), so the merges of a
-/// script's common pairs stay in L2 instead of probing the multi-MB pair table. Entry =
-/// key(40 bits) << 24 | answer + 1 (0 = no merge); all-ones = empty.
+/// Entry = key(40 bits) << 24 | answer + 1 (0 = no merge); all-ones = empty.
 const pair_bits = 15;
 const PieceCache = struct {
     serial: u64,
-    entries: [1 << cache_bits]CacheEntry,
     pairs: [1 << pair_bits]u64,
+    short: Short,
     big: Big,
 
     inline fn pairRank(c: *PieceCache, v: *const Vocab, a: u32, b: u32) u32 {
@@ -530,6 +527,128 @@ const PieceCache = struct {
         return r;
     }
 };
+
+const huge_page = 2 << 20;
+
+/// Zeroed anonymous memory for a cache table; 2 MiB-aligned with MADV_HUGEPAGE when it is at
+/// least that big (random probes over many MB otherwise walk ~500 4K pages per 2 MB).
+fn mapTable(comptime T: type, n: usize) ?[]T {
+    const linux = std.os.linux;
+    const bytes = n * @sizeOf(T);
+    const huge = bytes >= huge_page;
+    const len = if (huge) bytes + huge_page else bytes;
+    const rc = linux.mmap(null, len, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    if (linux.errno(rc) != .SUCCESS) return null;
+    var start: usize = rc;
+    if (huge) {
+        start = std.mem.alignForward(usize, rc, huge_page);
+        if (start > rc) _ = linux.munmap(@ptrFromInt(rc), start - rc);
+        const tail = rc + len - (start + bytes);
+        if (tail > 0) _ = linux.munmap(@ptrFromInt(start + bytes), tail);
+        _ = linux.madvise(@ptrFromInt(start), bytes, linux.MADV.HUGEPAGE);
+    }
+    const ptr: [*]T = @ptrFromInt(start);
+    return ptr[0..n];
+}
+
+fn unmapTable(comptime T: type, t: []T) void {
+    if (t.len > 0) _ = std.os.linux.munmap(@ptrCast(t.ptr), t.len * @sizeOf(T));
+}
+
+/// A thread's short pieces. Linear probing at load <= 1/2; doubles while the global budget
+/// allows, and after that a new piece replaces the entry in its home slot (no slot is ever
+/// emptied, so every probe chain stays intact).
+const Short = struct {
+    entries: []CacheEntry = &.{},
+    count: usize = 0,
+    full: bool = false,
+
+    const initial = 1 << 14; // 512 KiB
+
+    fn release(t: *Short) void {
+        _ = big_total.fetchSub(t.entries.len * @sizeOf(CacheEntry), .monotonic);
+        unmapTable(CacheEntry, t.entries);
+        t.* = .{};
+    }
+
+    /// Empty, back at the initial size.
+    fn reset(t: *Short) bool {
+        if (t.entries.len == initial) {
+            @memset(t.entries, std.mem.zeroes(CacheEntry));
+            t.count = 0;
+            t.full = false;
+            return true;
+        }
+        t.release();
+        return t.resize(initial);
+    }
+
+    fn resize(t: *Short, n: usize) bool {
+        const add = (n - t.entries.len) * @sizeOf(CacheEntry);
+        if (big_total.fetchAdd(add, .monotonic) + add > cacheBudget() and t.entries.len > 0) {
+            _ = big_total.fetchSub(add, .monotonic);
+            return false;
+        }
+        const ne = mapTable(CacheEntry, n) orelse {
+            _ = big_total.fetchSub(add, .monotonic);
+            return false;
+        };
+        const mask = n - 1;
+        for (t.entries) |e| {
+            if (e.len == 0) continue;
+            var i: usize = @as(usize, @truncate(shortHash(e.k0, e.k1, e.len))) & mask;
+            while (ne[i].len != 0) i = (i + 1) & mask;
+            ne[i] = e;
+        }
+        _ = big_total.fetchSub(t.entries.len * @sizeOf(CacheEntry), .monotonic);
+        unmapTable(CacheEntry, t.entries);
+        t.entries = ne;
+        return true;
+    }
+
+    inline fn get(t: *const Short, key: ShortKey, len: usize, out: []u32) ?usize {
+        const mask = t.entries.len -% 1;
+        var i: usize = @as(usize, @truncate(key.h)) & mask;
+        while (i < t.entries.len) : (i = (i + 1) & mask) {
+            const e = &t.entries[i];
+            if (e.len == len and e.k0 == key.k0 and e.k1 == key.k1) {
+                if (out.len >= 3) { // ids past n are 0; the caller keeps n of them
+                    out[0] = e.toks[0];
+                    out[1] = e.toks[1];
+                    out[2] = e.toks[2];
+                } else {
+                    out[0] = e.toks[0];
+                    if (e.n > 1) out[1] = e.toks[1];
+                }
+                return e.n;
+            }
+            if (e.len == 0) return null;
+        }
+        return null;
+    }
+
+    fn put(t: *Short, key: ShortKey, len: usize, toks: []const u32) void {
+        if (t.entries.len == 0) return;
+        if (!t.full and (t.count + 1) * 2 > t.entries.len) {
+            if (!t.resize(t.entries.len * 2)) t.full = true;
+        }
+        const mask = t.entries.len - 1;
+        var i: usize = @as(usize, @truncate(key.h)) & mask;
+        if (!t.full) {
+            while (t.entries[i].len != 0) i = (i + 1) & mask;
+        }
+        const e = &t.entries[i];
+        if (e.len == 0) {
+            // (full: the home slot is free; fill it only while the load stays <= 1/2, so probes
+            // always reach an empty slot)
+            if ((t.count + 1) * 2 > t.entries.len) return;
+            t.count += 1;
+        }
+        e.* = .{ .k0 = key.k0, .k1 = key.k1, .len = @intCast(len), .n = @intCast(toks.len), ._pad = .{ 0, 0 }, .toks = .{ 0, 0, 0 } };
+        for (toks, 0..) |id, j| e.toks[j] = id;
+    }
+};
+
 threadlocal var tl_cache: ?*PieceCache = null;
 threadlocal var tl_cache_failed: bool = false;
 
@@ -541,6 +660,7 @@ var cache_key_state: std.atomic.Value(u8) = .init(0); // 0 none, 1 creating, 2 r
 fn freeCache(p: *anyopaque) callconv(.c) void {
     const c: *PieceCache = @ptrCast(@alignCast(p));
     c.big.release();
+    c.short.release();
     std.heap.c_allocator.destroy(c);
 }
 
@@ -574,13 +694,14 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
         }
         c.?.serial = 0;
         c.?.big = .{};
+        c.?.short = .{};
         tl_cache = c;
     }
     const pc = c.?;
     if (pc.serial != v.serial) {
-        @memset(std.mem.asBytes(&pc.entries), 0);
         @memset(&pc.pairs, empty_slot);
         pc.big.clear();
+        if (!pc.short.reset()) return null;
         pc.serial = v.serial;
     }
     return pc;
@@ -615,32 +736,30 @@ pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scr
         out[0] = v.byte_rank[piece[0]];
         return 1;
     }
-    const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
-    if (piece.len > 16) return encodePieceLong(v, cache, piece, out, scratch);
+    if (piece.len > 16) return encodePieceLong(v, piece, out, scratch);
+    return encodePieceShort(v, piece, shortKey(piece), out, scratch);
+}
+
+/// A short piece's (2..16 bytes) cache key: its bytes zero-padded to 16, and their hash.
+pub const ShortKey = struct { k0: u64, k1: u64, h: u64 };
+
+pub inline fn shortKey(piece: []const u8) ShortKey {
     const kk = paddedKey(piece);
-    const k0: u64 = kk[0];
-    const k1: u64 = kk[1];
-    const h = shortHash(k0, k1, piece.len);
-    const e = &cache.entries[@as(usize, @truncate(h)) & ((1 << cache_bits) - 1)];
-    if (e.len == piece.len and e.k0 == k0 and e.k1 == k1) {
-        const n = e.n;
-        out[0] = e.toks[0];
-        if (n > 1) out[1] = e.toks[1];
-        if (n > 2) out[2] = e.toks[2];
-        return n;
-    }
-    const n = cache.big.getShort(h, k0, k1, piece.len, out) orelse blk: {
-        const m = try encodePieceUncached(v, piece, out, scratch);
-        cache.big.put(h, piece, out[0..m]);
-        break :blk m;
-    };
-    if (n <= 3) {
-        e.k0 = k0;
-        e.k1 = k1;
-        e.len = @intCast(piece.len);
-        e.n = @intCast(n);
-        for (0..n) |i| e.toks[i] = out[i];
-    }
+    return .{ .k0 = kk[0], .k1 = kk[1], .h = shortHash(kk[0], kk[1], piece.len) };
+}
+
+/// A piece of 2..16 bytes with its key from `shortKey`.
+pub inline fn encodePieceShort(v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
+    if (cache.short.get(key, piece.len, out)) |n| return n;
+    return shortMiss(v, cache, piece, key, out, scratch);
+}
+
+fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    // Pieces of more than 3 tokens live in the arena table.
+    if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out)) |n| return n;
+    const n = try encodePieceUncached(v, piece, out, scratch);
+    if (n <= 3) cache.short.put(key, piece.len, out[0..n]) else cache.big.put(key.h, piece, out[0..n]);
     return n;
 }
 
@@ -653,7 +772,8 @@ inline fn longHash(piece: []const u8) u64 {
     return std.hash.Wyhash.hash(0x5EED, piece);
 }
 
-fn encodePieceLong(v: *const Vocab, cache: *PieceCache, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
     if (piece.len > big_piece_max) return encodePieceUncached(v, piece, out, scratch);
     const h = longHash(piece);
     if (cache.big.getLong(h, piece, out)) |n| return n;
