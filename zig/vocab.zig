@@ -496,7 +496,7 @@ const small_max = 96;
 ///   growing open-addressing table of 32-byte entries (key = the piece zero-padded to 16 bytes).
 /// - `Big`: every other piece of up to `big_piece_max` bytes, in a growing table over an arena.
 /// - `pairs`: a direct-mapped cache of pair-table answers for the merges of pieces that miss.
-/// Both growing tables count their memory in one global total kept under `cacheBudget()`.
+/// Both growing tables count their memory in the thread's `tl_held`, kept under `threadCap()`.
 const CacheEntry = extern struct {
     k0: u64,
     k1: u64,
@@ -566,7 +566,7 @@ const Short = struct {
     const initial = 1 << 14; // 512 KiB
 
     fn release(t: *Short) void {
-        _ = big_total.fetchSub(t.entries.len * @sizeOf(CacheEntry), .monotonic);
+        tl_held -= t.entries.len * @sizeOf(CacheEntry);
         unmapTable(CacheEntry, t.entries);
         t.* = .{};
     }
@@ -585,14 +585,9 @@ const Short = struct {
 
     fn resize(t: *Short, n: usize) bool {
         const add = (n - t.entries.len) * @sizeOf(CacheEntry);
-        if (big_total.fetchAdd(add, .monotonic) + add > cacheBudget() and t.entries.len > 0) {
-            _ = big_total.fetchSub(add, .monotonic);
-            return false;
-        }
-        const ne = mapTable(CacheEntry, n) orelse {
-            _ = big_total.fetchSub(add, .monotonic);
-            return false;
-        };
+        if (tl_held + add > threadCap() and t.entries.len > 0) return false;
+        const ne = mapTable(CacheEntry, n) orelse return false;
+        tl_held += n * @sizeOf(CacheEntry); // the old table's bytes come off below
         const mask = n - 1;
         for (t.entries) |e| {
             if (e.len == 0) continue;
@@ -600,7 +595,7 @@ const Short = struct {
             while (ne[i].len != 0) i = (i + 1) & mask;
             ne[i] = e;
         }
-        _ = big_total.fetchSub(t.entries.len * @sizeOf(CacheEntry), .monotonic);
+        tl_held -= t.entries.len * @sizeOf(CacheEntry);
         unmapTable(CacheEntry, t.entries);
         t.entries = ne;
         return true;
@@ -700,7 +695,7 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
     const pc = c.?;
     if (pc.serial != v.serial) {
         @memset(&pc.pairs, empty_slot);
-        pc.big.clear();
+        pc.big.release(); // another vocabulary: its tables start small again
         if (!pc.short.reset()) return null;
         pc.serial = v.serial;
     }
@@ -782,19 +777,22 @@ pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
     return n;
 }
 
-/// Bytes all threads' `Big` tables hold together, and the cap (ARROWTOK_CACHE_MB, default 32).
-var big_total: std.atomic.Value(usize) = .init(0);
-var big_budget: std.atomic.Value(usize) = .init(0);
+/// Bytes this thread's `Short` and `Big` tables hold.
+threadlocal var tl_held: usize = 0;
+var thread_cap: std.atomic.Value(usize) = .init(0);
 
-fn cacheBudget() usize {
-    const b = big_budget.load(.monotonic);
-    if (b != 0) return b;
-    var mb: usize = 32;
+/// Cap of one thread's tables: ARROWTOK_CACHE_MB (default 48) MiB shared out over the CPUs the
+/// pool may use (at least 4 MiB each), so a job on every core stays near the total.
+fn threadCap() usize {
+    const c = thread_cap.load(.monotonic);
+    if (c != 0) return c;
+    var mb: usize = 48;
     if (std.c.getenv("ARROWTOK_CACHE_MB")) |s| {
         mb = std.fmt.parseInt(usize, std.mem.span(s), 10) catch mb;
     }
-    const bytes = @max(mb, 1) << 20;
-    big_budget.store(bytes, .monotonic);
+    const cpus = std.Thread.getCpuCount() catch 1;
+    const bytes = @max((@max(mb, 1) << 20) / @max(cpus, 1), 4 << 20);
+    thread_cap.store(bytes, .monotonic);
     return bytes;
 }
 
@@ -818,7 +816,7 @@ const Big = struct {
     }
 
     fn release(b: *Big) void {
-        _ = big_total.fetchSub(b.bytesHeld(), .monotonic);
+        tl_held -= b.bytesHeld();
         std.heap.c_allocator.free(b.slots);
         std.heap.c_allocator.free(b.arena);
         b.* = .{};
@@ -888,23 +886,16 @@ const Big = struct {
     fn grow(b: *Big, n_slots: usize, words: usize) bool {
         const new_words = if (words > b.arena.len) @max(words, b.arena.len * 2, min_words) else b.arena.len;
         const add = (n_slots - b.slots.len) * 8 + (new_words - b.arena.len) * 4;
-        if (big_total.fetchAdd(add, .monotonic) + add > cacheBudget()) {
-            _ = big_total.fetchSub(add, .monotonic);
-            return false;
-        }
+        if (tl_held + add > threadCap()) return false;
         const gpa = std.heap.c_allocator;
         if (new_words != b.arena.len) {
-            const na = gpa.realloc(b.arena, new_words) catch {
-                _ = big_total.fetchSub(add, .monotonic);
-                return false;
-            };
+            const na = gpa.realloc(b.arena, new_words) catch return false;
+            tl_held += (new_words - b.arena.len) * 4;
             b.arena = na;
         }
         if (n_slots != b.slots.len) {
-            const ns = gpa.alloc(u64, n_slots) catch {
-                _ = big_total.fetchSub((n_slots - b.slots.len) * 8, .monotonic);
-                return false;
-            };
+            const ns = gpa.alloc(u64, n_slots) catch return false;
+            tl_held += (n_slots - b.slots.len) * 8;
             @memset(ns, 0);
             const mask = n_slots - 1;
             for (b.slots) |s| {
