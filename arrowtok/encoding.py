@@ -145,6 +145,10 @@ def _tls():
     return tl
 
 
+# Single texts at least this long are encoded on the pool (Zig cuts them at line starts).
+_PARALLEL_MIN = 256 << 10
+
+
 def default_threads() -> int:
     env = os.environ.get("ARROWTOK_NUM_THREADS")
     if env:
@@ -282,26 +286,50 @@ class Encoding:
         n = len(data)
         if n == 0:
             return []
-        replace = errors == "replace"
-        cap = n * 3 if replace else n
+        cap = n * 3 if errors == "replace" else n
         tl = _tls()
         if cap > tl.cap:
             tl.cap = max(cap, 2 * tl.cap)
             tl.buf = (C.c_uint32 * tl.cap)()
-        key = (specials, replace)
+        got = self._encode_into(data, specials, errors, tl.buf, tl.cap, tl)
+        return tl.buf[:got]
+
+    def _encode_into(self, data: bytes, specials: _SpecialSet | None, errors: str, buf, cap: int, tl) -> int:
+        """One at_encode_text call into `buf` (room for `cap` ids); texts of 1 MiB and more are
+        cut at line starts and encoded on the pool (same ids)."""
+        replace = errors == "replace"
+        threads = default_threads() if len(data) >= _PARALLEL_MIN else 1
+        key = (specials, replace, threads)
         opts = self._opts_cache.get(key)
-        if opts is None:  # read-only for Zig, so one per (specials, errors) serves every thread
-            opts = N.Options(threads=1, errors_replace=int(replace))
+        if opts is None:  # read-only for Zig, so one per (specials, errors, threads) serves every thread
+            opts = N.Options(threads=threads, errors_replace=int(replace))
             if specials is not None:
                 specials.fill(opts)
             opts = self._opts_cache.setdefault(key, (opts, C.byref(opts)))
-        st = N.lib.at_encode_text(self._vocab.handle, data, n, opts[1], tl.buf, tl.cap, tl.got_ref, tl.bad_ref)
+        st = N.lib.at_encode_text(self._vocab.handle, data, len(data), opts[1], buf, cap, tl.got_ref, tl.bad_ref)
         if st != N.OK:
             if st == N.INVALID_UTF8:
                 bad = tl.bad.value
                 raise ArrowtokError(f"invalid UTF-8 at byte offset {bad}", None, bad)
             raise ArrowtokError(f"encode failed: {N.STATUS.get(st, st)}")
-        return tl.buf[: tl.got.value]
+        return tl.got.value
+
+    def encode_to_numpy(self, text: str, *, allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+                        disallowed_special: Literal["all"] | Collection[str] = "all") -> np.ndarray:
+        """`encode`, returning a uint32 numpy array (tiktoken's `encode_to_numpy`): no Python int
+        per token, so large documents stay fast."""
+        allowed = self._allowed(allowed_special)
+        disallowed = self._disallowed(allowed, disallowed_special)
+        if disallowed:
+            self._check_disallowed(text, disallowed)
+        data = self._utf8(text)
+        out = np.empty(len(data), dtype=np.uint32)
+        if len(data) == 0:
+            return out
+        got = self._encode_into(data, self._special_set(allowed), "strict", out.ctypes.data_as(C.POINTER(C.c_uint32)),
+                                len(data), _tls())
+        out.resize(got, refcheck=False)  # shrinks in place
+        return out
 
     @staticmethod
     def _utf8(text: str) -> bytes:

@@ -474,7 +474,7 @@ def memory(cfg: dict) -> dict:
 def run_sub(kind: str, cfg: dict, threads: int, timeout: float | None = None) -> dict:
     env = dict(os.environ)
     env.update({"RAYON_NUM_THREADS": str(threads), "RAYON_RS_NUM_THREADS": str(threads),
-                "FASTOKENS_BPE_THREADS": str(threads),
+                "FASTOKENS_BPE_THREADS": str(threads), "ARROWTOK_NUM_THREADS": str(threads),
                 "TOKENIZERS_PARALLELISM": "true" if threads > 1 else "false"})
     with tempfile.TemporaryDirectory() as td:
         cfg_path, out_path = Path(td) / "cfg.json", Path(td) / "out.json"
@@ -580,8 +580,8 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
     L.append("MB/s of UTF-8 input, median of interleaved repeats, after checking ids against tiktoken. "
              f"`{FLAG}` = not exact vs tiktoken (speed shown, flagged); `err` = failed; `—` = not applicable. "
              "`best peer` = fastest *exact* peer in that row (arrowtok excluded). "
-             "`×tiktoken` and `×best` are arrowtok (encode_arrow in column mode, encode_ordinary in doc "
-             "mode) divided by them. A superscript n = the tool was slow enough that only n timed runs fit "
+             "`×tiktoken` and `×best` are arrowtok (encode_arrow in column mode, encode_to_numpy in doc "
+             "mode; tiktoken's doc mode is encode_ordinary) divided by them. A superscript n = the tool was slow enough that only n timed runs fit "
              f"its {cfg['tool_budget_s']:g} s budget for that row (median of n).")
     L.append("")
     # loading

@@ -178,7 +178,9 @@ class Arrowtok(Peer):
         self.enc = arrowtok.get_encoding(self.encoding)
 
     def encode_one(self, text):
-        return self.enc.encode_ordinary(text)
+        # numpy out, like gigatoken's encode (no Python int per id); texts >= 256 KiB are cut at
+        # line starts and run on ARROWTOK_NUM_THREADS (= the row's thread count) threads.
+        return self.enc.encode_to_numpy(text, disallowed_special=())
 
     def encode_batch(self, texts):
         return self.enc.encode_ordinary_batch(texts, num_threads=self.threads)

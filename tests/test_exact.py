@@ -210,3 +210,34 @@ def test_piece_cache_rounds_and_budget(name, budget_mb):
     r = subprocess.run([sys.executable, "-c", _CACHE_CHILD, name, str(Path(__file__).parent)],
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr[-3000:]
+
+
+_CHUNK_ALPHABET = ["\n", "\n", "\r\n", " ", "  ", "\t", "a", "Z", "q", "é", "日本", "7", "42", ".", "!", "'s", "//",
+                   "<|endoftext|>", "x\n", ".\n", " \n", "\nA", "\n b", "\n\nC", "-\n", "Й"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_CHUNK_ALPHABET), min_size=20, max_size=200), st.integers(0, 2**32 - 1))
+def test_big_text_cut_at_line_starts(enc, ref, parts, seed):
+    """Texts of >= 256 KiB are cut at line starts and encoded on the pool: the ids must equal
+    tiktoken's for texts dense in newlines, spaces before newlines and letters after them."""
+    rng = random.Random(seed)
+    chunks, size = [], 0
+    while size < 300_000:
+        piece = "".join(rng.choice(parts) for _ in range(64))
+        chunks.append(piece)
+        size += len(piece.encode("utf-8"))
+    text = "".join(chunks)
+    want = ref.encode_ordinary(text)
+    assert_same(enc.encode_ordinary(text), want, "encode_ordinary")
+    assert_same(enc.encode_to_numpy(text, disallowed_special=()).tolist(), want, "encode_to_numpy")
+
+
+def test_encode_to_numpy_matches(enc, ref):
+    for text in ["", "hello world", "x" * 10, "日本語 text\nwith lines\n" * 20_000]:
+        got = enc.encode_to_numpy(text)
+        assert got.dtype.name == "uint32" and got.tolist() == ref.encode(text)
+    with pytest.raises(ValueError):
+        enc.encode_to_numpy("a <|endoftext|>")
+    assert enc.encode_to_numpy("a <|endoftext|>", allowed_special="all").tolist() == \
+        ref.encode("a <|endoftext|>", allowed_special="all")

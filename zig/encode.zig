@@ -572,3 +572,118 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     ok = true;
     return .ok;
 }
+
+// ---------------------------------------------------------------------------------------------
+// One big text on several threads
+
+/// Smallest text worth splitting, and the smallest chunk.
+pub const par_min_bytes = 256 << 10;
+const par_chunk_min = 64 << 10;
+
+/// A position p where every supported pattern ends a piece whatever follows p, and where the
+/// pieces before p do not depend on the text after it: text[p-2] is a visible ASCII character,
+/// text[p-1] is '\n', text[p] an ASCII letter. The '\n' then ends its piece in all scanners (a
+/// lone newline, or the tail of a punctuation run), the letter cannot take '\n' as its optional
+/// prefix, and the one look-ahead that sees past the '\n' (`\s+(?!\S)` / `\s++$` on a one-char
+/// run) picks the same extent at the end of a chunk as before a letter.
+inline fn isChunkStart(text: []const u8, p: usize) bool {
+    const a = text[p - 2];
+    return text[p - 1] == '\n' and a > 0x20 and a < 0x7F and (text[p] | 0x20) -% 'a' < 26;
+}
+
+/// The first chunk start at or after `from` (>= 2), if any.
+fn nextChunkStart(text: []const u8, from: usize) ?usize {
+    var i = from - 1;
+    while (std.mem.indexOfScalarPos(u8, text, i, '\n')) |nl| {
+        if (nl + 1 >= text.len) return null;
+        if (nl >= 1 and isChunkStart(text, nl + 1)) return nl + 1;
+        i = nl + 1;
+    }
+    return null;
+}
+
+/// Whether the specials allow chunking (none contains a newline, so none spans a chunk start).
+fn specialsSplittable(specials: ?*const Specials) bool {
+    const sp = specials orelse return true;
+    return std.mem.indexOfScalar(u8, sp.data, '\n') == null;
+}
+
+const ParCtx = struct {
+    v: *const Vocab,
+    text: []const u8,
+    specials: ?*const Specials,
+    starts: []const usize, // chunk k is text[starts[k]..starts[k+1]]
+    dst: []u32,
+    counts: []usize,
+    failed: std.atomic.Value(bool) = .init(false),
+    slots: []Slot,
+
+    fn runTask(ctx_ptr: *anyopaque, k: usize, worker: usize) void {
+        const ctx: *ParCtx = @ptrCast(@alignCast(ctx_ptr));
+        const a = ctx.starts[k];
+        const b = ctx.starts[k + 1];
+        const slot = &ctx.slots[worker];
+        slot.scratch.bind(ctx.v);
+        // tokens <= bytes: chunk k's ids fit in dst[a..b], compacted afterwards.
+        var buf: std.ArrayList(u32) = .initBuffer(ctx.dst[a..b]);
+        var sink: Sink = .{ .gpa = no_alloc, .buf = &buf, .count_only = false };
+        encodeText(ctx.v, ctx.text[a..b], ctx.specials, &sink, &slot.scratch) catch {
+            ctx.failed.store(true, .monotonic);
+            return;
+        };
+        ctx.counts[k] = buf.items.len;
+    }
+};
+
+/// An allocator that always fails (sinks over caller memory must never grow).
+pub const no_alloc = std.mem.Allocator{ .ptr = undefined, .vtable = &std.mem.Allocator.VTable{
+    .alloc = struct {
+        fn f(_: *anyopaque, _: usize, _: std.mem.Alignment, _: usize) ?[*]u8 {
+            return null;
+        }
+    }.f,
+    .resize = std.mem.Allocator.noResize,
+    .remap = std.mem.Allocator.noRemap,
+    .free = std.mem.Allocator.noFree,
+} };
+
+/// Encodes valid UTF-8 `text` into `dst` (dst.len >= text.len) on up to `threads` threads by
+/// cutting it at `isChunkStart` positions; returns the number of ids, or null when the text
+/// cannot be cut (then the caller encodes it on one thread). Same ids as `encodeText`.
+pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const u8, specials: ?*const Specials, dst: []u32, threads: usize) error{OutOfMemory}!?usize {
+    if (threads <= 1 or text.len < par_min_bytes or !specialsSplittable(specials)) return null;
+    const target = @max(par_chunk_min, text.len / (threads * 8));
+    var starts: std.ArrayList(usize) = .empty;
+    defer starts.deinit(gpa);
+    try starts.append(gpa, 0);
+    var p: usize = target;
+    while (p + par_chunk_min / 2 < text.len) {
+        const q = nextChunkStart(text, p) orelse break;
+        if (text.len - q < par_chunk_min / 2) break;
+        try starts.append(gpa, q);
+        p = q + target;
+    }
+    if (starts.items.len < 2) return null;
+    try starts.append(gpa, text.len);
+    const n_chunks = starts.items.len - 1;
+    const counts = try gpa.alloc(usize, n_chunks);
+    defer gpa.free(counts);
+    const n_slots = pool.slotCount(threads);
+    const slots = try gpa.alloc(Slot, n_slots);
+    defer {
+        for (slots) |*s| s.scratch.deinit();
+        gpa.free(slots);
+    }
+    for (slots) |*s| s.* = .{ .scratch = vocab_mod.Scratch.init(gpa) };
+    var ctx: ParCtx = .{ .v = v, .text = text, .specials = specials, .starts = starts.items, .dst = dst, .counts = counts, .slots = slots };
+    var job: pool.Job = .{ .ctx = &ctx, .run = ParCtx.runTask, .n_tasks = n_chunks, .max_helpers = 0 };
+    pool.run(&job, n_slots);
+    if (ctx.failed.load(.monotonic)) return error.OutOfMemory;
+    var w: usize = 0;
+    for (counts, 0..) |c, k| {
+        const a = starts.items[k];
+        if (a != w) std.mem.copyForwards(u32, dst[w .. w + c], dst[a .. a + c]);
+        w += c;
+    }
+    return w;
+}

@@ -179,6 +179,11 @@ export fn at_encode_text(
     var specials_storage: enc.Specials = undefined;
     var specials: ?*const enc.Specials = null;
     if (!enc.specialsFromOptions(opts, &specials_storage, &specials)) return @intFromEnum(Status.invalid_argument);
+    const threads: usize = if (opts.threads > 1) @intCast(opts.threads) else 1;
+    if (enc.encodeTextParallel(gpa, vv, text, specials, dst[0..cap], threads) catch return @intFromEnum(Status.out_of_memory)) |n| {
+        out_n.* = @intCast(n);
+        return 0;
+    }
     var sink: enc.Sink = .{ .gpa = failing_alloc, .buf = &buf, .count_only = false };
     enc.encodeText(vv, text, specials, &sink, &scratch) catch return @intFromEnum(Status.out_of_memory);
     out_n.* = @intCast(buf.items.len);
