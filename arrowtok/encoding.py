@@ -138,6 +138,7 @@ def _tls():
         tl = _local.s = type("_Scratch", (), {})()
         tl.cap = 4096
         tl.buf = (C.c_uint32 * tl.cap)()
+        tl.np = None  # numpy view of buf (encode_to_numpy)
         tl.got = C.c_int64()
         tl.bad = C.c_int64()
         tl.got_ref = C.byref(tl.got)
@@ -147,6 +148,8 @@ def _tls():
 
 # Single texts at least this long are encoded on the pool (Zig cuts them at line starts).
 _PARALLEL_MIN = 256 << 10
+# encode_to_numpy: texts up to this many bytes go through the thread's reusable buffer.
+_NUMPY_VIA_TLS = 64 << 10
 
 
 def default_threads() -> int:
@@ -291,6 +294,7 @@ class Encoding:
         if cap > tl.cap:
             tl.cap = max(cap, 2 * tl.cap)
             tl.buf = (C.c_uint32 * tl.cap)()
+            tl.np = None
         got = self._encode_into(data, specials, errors, tl.buf, tl.cap, tl)
         return tl.buf[:got]
 
@@ -323,11 +327,19 @@ class Encoding:
         if disallowed:
             self._check_disallowed(text, disallowed)
         data = self._utf8(text)
-        out = np.empty(len(data), dtype=np.uint32)
-        if len(data) == 0:
-            return out
-        got = self._encode_into(data, self._special_set(allowed), "strict", out.ctypes.data_as(C.POINTER(C.c_uint32)),
-                                len(data), _tls())
+        n = len(data)
+        tl = _tls()
+        if n <= _NUMPY_VIA_TLS:  # small: through the thread's buffer, then one copy
+            if n > tl.cap:
+                tl.cap = max(n, 2 * tl.cap)
+                tl.buf = (C.c_uint32 * tl.cap)()
+                tl.np = None
+            if tl.np is None:
+                tl.np = np.frombuffer(tl.buf, dtype=np.uint32)
+            got = self._encode_into(data, self._special_set(allowed), "strict", tl.buf, tl.cap, tl) if n else 0
+            return tl.np[:got].copy()
+        out = np.empty(n, dtype=np.uint32)
+        got = self._encode_into(data, self._special_set(allowed), "strict", out.ctypes.data, n, tl)
         out.resize(got, refcheck=False)  # shrinks in place
         return out
 
