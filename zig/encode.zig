@@ -125,7 +125,10 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
                 out[0] = v.byte_rank[piece[0]];
                 break :blk 1;
             },
-            2...16 => try vocab_mod.encodePieceShort(v, piece, vocab_mod.shortKey(piece), out, scratch),
+            2...16 => try vocab_mod.encodePieceShort(v, piece, if (pos + 16 <= seg.len)
+                vocab_mod.shortKeyAt(seg, pos, piece.len)
+            else
+                vocab_mod.shortKey(piece), out, scratch),
             else => try vocab_mod.encodePieceLong(v, piece, out, scratch),
         };
         if (!sink.count_only) w += n;
@@ -310,10 +313,13 @@ pub const Owned = struct {
     counts: []u32 = &.{},
     bytes: []u8 = &.{},
     offsets64: []i64 = &.{},
+    /// When `values` is a task's buffer handed over whole: that allocation and its allocator.
+    values_mem: []u32 = &.{},
+    values_alloc: ?std.mem.Allocator = null,
 
     pub fn free(o: *Owned, gpa: std.mem.Allocator) void {
         gpa.free(o.offsets);
-        gpa.free(o.values);
+        if (o.values_alloc) |a| a.free(o.values_mem) else gpa.free(o.values);
         gpa.free(o.validity);
         gpa.free(o.chunk_rows);
         gpa.free(o.chunk_values);
@@ -552,9 +558,17 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.chunk_rows[n_chunks] = @intCast(n);
             owned.chunk_values[n_chunks] = @intCast(total);
         }
-        owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
-        var pos: usize = 0;
+        if (tasks.items.len == 1 and total > 0) {
+            // One task (one thread, or a small column): its buffer becomes the output as is.
+            const t = &tasks.items[0];
+            owned.values_mem = t.tokens.allocatedSlice();
+            owned.values_alloc = t.alloc;
+            owned.values = t.tokens.items;
+            t.tokens = .empty;
+        } else owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
+        var pos: usize = if (owned.values_mem.len > 0) total else 0;
         for (tasks.items) |*t| {
+            if (owned.values_mem.len > 0) break;
             @memcpy(owned.values[pos..][0..t.tokens.items.len], t.tokens.items);
             pos += t.tokens.items.len;
             t.tokens.deinit(t.alloc); // free as we go: peak stays near one copy

@@ -738,6 +738,23 @@ pub fn encodePiece(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scr
 /// A short piece's (2..16 bytes) cache key: its bytes zero-padded to 16, and their hash.
 pub const ShortKey = struct { k0: u64, k1: u64, h: u64 };
 
+/// `shortKey` of text[pos..pos+len] when 16 bytes from pos are readable (pos + 16 <= text.len):
+/// two loads and two masks, no branch on the length.
+pub inline fn shortKeyAt(text: []const u8, pos: usize, len: usize) ShortKey {
+    const k0 = read64(text[pos..]) & key_masks[len][0];
+    const k1 = read64(text[pos + 8 ..]) & key_masks[len][1];
+    return .{ .k0 = k0, .k1 = k1, .h = shortHash(k0, k1, len) };
+}
+
+const key_masks: [17][2]u64 = blk: {
+    var m: [17][2]u64 = undefined;
+    for (0..17) |n| {
+        m[n][0] = if (n >= 8) ~@as(u64, 0) else (@as(u64, 1) << @intCast(8 * n)) - 1;
+        m[n][1] = if (n >= 16) ~@as(u64, 0) else if (n <= 8) 0 else (@as(u64, 1) << @intCast(8 * (n - 8))) - 1;
+    }
+    break :blk m;
+};
+
 pub inline fn shortKey(piece: []const u8) ShortKey {
     const kk = paddedKey(piece);
     return .{ .k0 = kk[0], .k1 = kk[1], .h = shortHash(kk[0], kk[1], piece.len) };
@@ -1242,4 +1259,17 @@ test "leftmost lowest rank wins" {
     try std.testing.expectEqual(@as(u32, 256), out[0]);
     try std.testing.expectEqual(@as(u32, 'a'), out[1]);
     try std.testing.expectEqual(no_rank, v.rank("zz"));
+}
+
+test "shortKeyAt equals shortKey" {
+    const text = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for (0..text.len - 16) |pos| {
+        for (2..17) |len| {
+            const a = shortKeyAt(text, pos, len);
+            const b = shortKey(text[pos .. pos + len]);
+            try std.testing.expectEqual(b.k0, a.k0);
+            try std.testing.expectEqual(b.k1, a.k1);
+            try std.testing.expectEqual(b.h, a.h);
+        }
+    }
 }
