@@ -409,6 +409,20 @@ const Ctx = struct {
     }
 };
 
+const CopyCtx = struct {
+    tasks: []Task,
+    starts: []const usize,
+    values: []u32,
+
+    fn runTask(ctx_ptr: *anyopaque, k: usize, _: usize) void {
+        const ctx: *CopyCtx = @ptrCast(@alignCast(ctx_ptr));
+        const t = &ctx.tasks[k];
+        @memcpy(ctx.values[ctx.starts[k]..][0..t.tokens.items.len], t.tokens.items);
+        t.tokens.deinit(t.alloc);
+        t.tokens = .empty;
+    }
+};
+
 fn setErr(out: *Output, comptime fmt: []const u8, args: anytype) void {
     const s = std.fmt.bufPrint(out.err_msg[0 .. out.err_msg.len - 1], fmt, args) catch out.err_msg[0 .. out.err_msg.len - 1];
     out.err_msg[s.len] = 0;
@@ -566,15 +580,21 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.values = t.tokens.items;
             t.tokens = .empty;
         } else owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
-        var pos: usize = if (owned.values_mem.len > 0) total else 0;
-        for (tasks.items) |*t| {
-            if (owned.values_mem.len > 0) break;
-            @memcpy(owned.values[pos..][0..t.tokens.items.len], t.tokens.items);
-            pos += t.tokens.items.len;
-            t.tokens.deinit(t.alloc); // free as we go: peak stays near one copy
-            t.tokens = .empty;
+        if (owned.values_mem.len == 0) {
+            // Tasks' ids into the output, on the pool (each task copies its own and frees its
+            // buffer, so the copy and the output's first-touch page faults run in parallel).
+            const starts = gpa.alloc(usize, tasks.items.len) catch return .out_of_memory;
+            defer gpa.free(starts);
+            var pos: usize = 0;
+            for (tasks.items, starts) |*t, *st| {
+                st.* = pos;
+                pos += t.tokens.items.len;
+            }
+            std.debug.assert(pos == total);
+            var cc: CopyCtx = .{ .tasks = tasks.items, .starts = starts, .values = owned.values };
+            var cjob: pool.Job = .{ .ctx = &cc, .run = CopyCtx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
+            pool.run(&cjob, threads);
         }
-        std.debug.assert(pos == total);
         out.offsets = owned.offsets.ptr;
         out.values = owned.values.ptr;
         out.n_values = @intCast(total);
