@@ -584,8 +584,8 @@ const Short = struct {
     }
 
     fn resize(t: *Short, n: usize) bool {
-        const add = (n - t.entries.len) * @sizeOf(CacheEntry);
-        if (tl_held + add > threadCap() and t.entries.len > 0) return false;
+        // The old table stays alive while it is rehashed into the new one: count both.
+        if (tl_held + n * @sizeOf(CacheEntry) > threadCap() and t.entries.len > 0) return false;
         const ne = mapTable(CacheEntry, n) orelse return false;
         tl_held += n * @sizeOf(CacheEntry); // the old table's bytes come off below
         const mask = n - 1;
@@ -798,12 +798,12 @@ pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
 threadlocal var tl_held: usize = 0;
 var thread_cap: std.atomic.Value(usize) = .init(0);
 
-/// Cap of one thread's tables: ARROWTOK_CACHE_MB (default 48) MiB shared out over the CPUs the
+/// Cap of one thread's tables: ARROWTOK_CACHE_MB (default 32) MiB shared out over the CPUs the
 /// pool may use (at least 4 MiB each), so a job on every core stays near the total.
 fn threadCap() usize {
     const c = thread_cap.load(.monotonic);
     if (c != 0) return c;
-    var mb: usize = 48;
+    var mb: usize = 32;
     if (std.c.getenv("ARROWTOK_CACHE_MB")) |s| {
         mb = std.fmt.parseInt(usize, std.mem.span(s), 10) catch mb;
     }
