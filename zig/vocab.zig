@@ -24,12 +24,33 @@
 //!   (233K entries cl100k, 446K o200k) instead of hashing byte slices: sample_docs 32 -> 55 MB/s.
 //! - A direct 64K byte-pair table for the first merge level (no hashing for the n-1 initial
 //!   pairs): small gain, within noise on this machine.
-//! - A second cache level for 17-64-byte pieces (full-key compare): helps repeated long words
+//! - (Superseded by `Big` below.) A second cache level for 17-64-byte pieces: helps repeated long words
 //!   (Cyrillic, Indic, German compounds); in sample_docs most such pieces are distinct, so the
 //!   gain there is small. A per-thread direct-mapped cache of pair-table answers (32K entries,
 //!   hits and misses): multilingual lines 41 -> 50-57 MB per CPU-second; the merges of pieces
 //!   that miss both piece caches are bound by pair-table cache misses (perf: the loads after
 //!   each probe), so keeping a script's common pairs in L2 is what pays.
+//! - Session 3 (1 thread, MB per CPU-second, A/B builds alternated in one shell; English = three
+//!   Gutenberg books as paragraphs, docs = sample_docs.jsonl, ml = five multilingual files):
+//!   * The direct-mapped caches were the ceiling: gigatoken is *slower* than arrowtok on a
+//!     first pass (24 vs 34 MB/s on ml) and 188 MB/s from the second pass on, because it keeps
+//!     every piece it has seen. So: a growing per-thread table of every piece up to 512 B
+//!     (`Big`, arena + open addressing) behind the 64K short cache: ml 42 -> 151, docs 57 -> 108,
+//!     English 192 -> 215.
+//!   * The 64K direct-mapped short cache missed 4.5% (English) to 18.5% (docs) of lookups on
+//!     conflicts (simulated); replaced by a growing open-addressing table (`Short`, 32 B entries,
+//!     load <= 1/2, huge pages): English 240 -> 280, docs unchanged.
+//!   * Branch-free key from two 8-byte loads and a mask table (`shortKeyAt`) instead of
+//!     length-dependent overlapping loads: English 245 -> 295, docs +7%.
+//!   * Memory: one cap per thread (ARROWTOK_CACHE_MB over the CPUs); a global budget let idle
+//!     pool threads' tables starve the active thread (o200k rows after cl100k ran at 1/3 speed).
+//!   * Did not pay (reverted): prefetching the short-table entry of the next 16 pieces (batch
+//!     loop) or of the next piece (one-deep pipeline): 0 to -8%, although perf puts half of the
+//!     lookup's samples on that load; huge pages for the old 2.3 MB cache: 0; a 128K direct-mapped
+//!     cache: +5% (superseded); one-byte pieces through the table instead of byte_rank: -3%; a
+//!     flat 64 KB BMP property table in the scanner: 0 (docs/ml).
+//!   * What is left (perf, English): ~50% table lookup + output, ~23% scanner, ~6% UTF-8 check;
+//!     per token ~13 ns on docs-like text, ~16 ns once the table outgrows L2.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted. Not done: a radix/bucket queue
 //!   for very long pieces (the binary heap makes 1 MB of one letter ~11x slower than 1 MB of
