@@ -51,6 +51,19 @@ class Options(C.Structure):
     ]
 
 
+class TextCall(C.Structure):
+    """Arguments of at_encode_text_blk (one block per thread, reused)."""
+    _fields_ = [
+        ("vocab", P),
+        ("opts", P),
+        ("out", P),
+        ("cap", C.c_uint64),
+        ("len", C.c_uint64),
+        ("got", C.c_int64),
+        ("bad_offset", C.c_int64),
+    ]
+
+
 class Output(C.Structure):
     _fields_ = [
         ("handle", P),
@@ -99,7 +112,7 @@ class DecodeOutput(C.Structure):
     ]
 
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 # x86-64-v3 = AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT, MOVBE (plus v2's SSE4.2, POPCNT).
@@ -149,6 +162,7 @@ def _load() -> C.CDLL:
         "at_vocab_max_token_len": ([P], C.c_uint64),
         "at_vocab_rank": ([P, P, C.c_size_t], C.c_int64),
         "at_encode_text": ([P, P, C.c_size_t, C.POINTER(Options), P, C.c_size_t, C.POINTER(C.c_int64), C.POINTER(C.c_int64)], C.c_int32),
+        "at_encode_text_blk": ([C.POINTER(TextCall), C.c_char_p], C.c_int32),
         "at_encode_column": ([P, C.POINTER(Input), C.POINTER(Options), C.POINTER(Output)], C.c_int32),
         "at_decode_column": ([P, C.POINTER(ListInput), C.POINTER(DecodeOutput)], C.c_int32),
         "at_decode_tokens": ([P, P, C.c_size_t, P, C.c_size_t, C.POINTER(C.c_uint64), C.POINTER(C.c_int64)], C.c_int32),

@@ -18,7 +18,7 @@ comptime {
     _ = pretok; // pretok.zig exports at_pretokenize (tests)
 }
 
-const abi_version: u32 = 2;
+const abi_version: u32 = 3;
 
 export fn at_abi_version() u32 {
     return abi_version;
@@ -188,6 +188,25 @@ export fn at_encode_text(
     enc.encodeText(vv, text, specials, &sink, &scratch) catch return @intFromEnum(Status.out_of_memory);
     out_n.* = @intCast(buf.items.len);
     return 0;
+}
+
+/// The arguments of `at_encode_text` in one caller-owned block, so the per-call cost of a
+/// foreign call from Python (one conversion per argument) is paid for two arguments, not eight.
+pub const TextCall = extern struct {
+    vocab: ?*const Vocab,
+    opts: ?*const enc.Options,
+    out: ?[*]u32,
+    cap: u64,
+    len: u64,
+    got: i64,
+    bad_offset: i64,
+};
+
+/// `at_encode_text` with its arguments in `blk` (in: vocab, opts, out, cap, len; out: got,
+/// bad_offset) and the text in `data`.
+export fn at_encode_text_blk(blk_in: ?*TextCall, data: ?[*]const u8) i32 {
+    const b = blk_in orelse return @intFromEnum(Status.invalid_argument);
+    return at_encode_text(b.vocab, data, @intCast(b.len), b.opts, b.out, @intCast(b.cap), &b.got, &b.bad_offset);
 }
 
 const failing_alloc = std.mem.Allocator{ .ptr = undefined, .vtable = &std.mem.Allocator.VTable{
