@@ -232,3 +232,10 @@ def test_abi_rejects_bad_arguments(enc):
     buf = np.empty(1, np.uint32)
     assert lib.at_encode_text(enc._vocab.handle, b"hello world", 11, ctypes.byref(opts), buf.ctypes.data, 1,
                               ctypes.byref(got), ctypes.byref(bad)) == N.BUFFER_TOO_SMALL
+    assert lib.at_encode_text_blk(None, b"x") == N.INVALID_ARGUMENT
+    blk = N.TextCall(vocab=None, opts=ctypes.addressof(opts), out=buf.ctypes.data, cap=1, len=1)
+    assert lib.at_encode_text_blk(ctypes.byref(blk), b"x") == N.INVALID_ARGUMENT  # no vocabulary
+    blk.vocab, blk.len = enc._vocab.handle, 11
+    assert lib.at_encode_text_blk(ctypes.byref(blk), b"hello world") == N.BUFFER_TOO_SMALL
+    blk.opts = None
+    assert lib.at_encode_text_blk(ctypes.byref(blk), b"hello world") == N.INVALID_ARGUMENT
