@@ -36,6 +36,7 @@
 //!   English; the issue's target is 3x).
 const std = @import("std");
 const pretok = @import("pretok.zig");
+const longpiece = @import("longpiece.zig");
 
 pub const no_rank: u32 = std.math.maxInt(u32);
 var next_serial: std.atomic.Value(u64) = .init(1);
@@ -76,9 +77,12 @@ pub const Vocab = struct {
     special_ids: []u32,
     special_bytes: []u8,
     special_offs: []u32,
+    /// Tables of the backtracking encoder for long pieces (longpiece.zig); empty = heap merge.
+    long: longpiece.Tables = .{},
 
     pub fn deinit(v: *Vocab) void {
         const gpa = v.gpa;
+        v.long.deinit(gpa);
         gpa.free(v.pair_slots);
         gpa.free(v.byte_pair);
         gpa.free(v.merge_result);
@@ -407,6 +411,7 @@ fn finishLoad(v: *Vocab, n_entries: usize, merges: ?[]const [2]u32, bad_line: *u
         for (0..256) |a| {
             for (0..256) |b| v.byte_pair[a << 8 | b] = v.pairRank(v.byte_rank[a], v.byte_rank[b]);
         }
+        if (merges == null) try longpiece.build(v);
     }
     v.special_ids = try gpa.alloc(u32, 0);
     v.special_bytes = try gpa.alloc(u8, 0);
@@ -466,6 +471,8 @@ pub const Scratch = struct {
     part_rank: std.ArrayList(u32) = .empty,
     pair_rank: std.ArrayList(u32) = .empty,
     heap: std.ArrayList(u64) = .empty,
+    // long-piece path: one dead-end bit per position
+    dead: std.ArrayList(u64) = .empty,
     // repaired text (errors="replace")
     text: std.ArrayList(u8) = .empty,
     /// This thread's piece cache (borrowed; set by `bind`).
@@ -484,6 +491,7 @@ pub const Scratch = struct {
         s.part_rank.deinit(s.gpa);
         s.pair_rank.deinit(s.gpa);
         s.heap.deinit(s.gpa);
+        s.dead.deinit(s.gpa);
         s.text.deinit(s.gpa);
     }
 };
@@ -844,8 +852,26 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
         }
     }
     if (piece.len <= small_max) return mergeSmall(v, piece, out, scratch.cache);
+    if (v.long.ready()) {
+        if (try mergeLong(v, piece, out, scratch)) |n| return n;
+    }
     return mergeHeap(v, piece, out, scratch);
 }
+
+/// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache.
+fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
+    try s.dead.resize(s.gpa, piece.len / 64 + 1);
+    if (s.cache) |c| return longpiece.encode(v, piece, out, s.dead.items, CachePairs{ .c = c, .v = v });
+    return longpiece.encode(v, piece, out, s.dead.items, longpiece.VocabPairs{ .v = v });
+}
+
+const CachePairs = struct {
+    c: *PieceCache,
+    v: *const Vocab,
+    pub inline fn rank(p: CachePairs, a: u32, b: u32) u32 {
+        return p.c.pairRank(p.v, a, b);
+    }
+};
 
 fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32, cache: ?*PieceCache) usize {
     if (v.pair_slots.len == 0) return mergeSmallBytes(v, piece, out);
@@ -966,7 +992,7 @@ fn heapInit(s: *Scratch, n: u32) error{OutOfMemory}!void {
     }
 }
 
-fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
+pub fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
     if (v.pair_slots.len == 0) return mergeHeapBytes(v, piece, out, s);
     const n: u32 = @intCast(piece.len);
     const none: u32 = std.math.maxInt(u32);

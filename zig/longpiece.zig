@@ -1,0 +1,360 @@
+//! BPE of long pieces (hundreds of bytes to many MB) by backtracking over token boundaries,
+//! exactly equal to tiktoken's merge loop, in time linear in the piece length.
+//!
+//! Idea (after the `bpe` crate of github/rust-gems; this is a separate implementation): BPE's
+//! output for a piece is the only token sequence t1..tk that spells the piece and in which every
+//! adjacent pair is *compatible*: BPE(bytes(ti) ++ bytes(ti+1)) == [ti, ti+1]. (If a merge ever
+//! crossed the boundary between ti and ti+1 in the whole-piece run, the first such merge would
+//! also be the lowest pair of the two-token run at that moment, and that run never crosses.)
+//! So: take the longest token that starts at the current position, keep it if it is compatible
+//! with the previous token, else try the next shorter token that is a prefix of it; when none
+//! fits, the position is a dead end (mark it: any compatible path reaches a position with the
+//! same tokens, namely the BPE of the text before it, so a dead end stays dead) and the previous
+//! token is replaced by its next shorter prefix. Each position is explored once and tries each
+//! token that starts there at most once: O(n * tokens per position * check cost).
+//!
+//! Compatibility without running BPE: each token's own BPE run ends with one merge (left, right)
+//! (`split`). Walking the two split trees down their facing spines replays, newest first, the
+//! states the boundary went through; the boundary pair (x, y) merges first iff its rank is below
+//! the rank of the merge that ended that state: the one that made x's parent (ties go to that
+//! merge: it sits to the left) or y's parent (ties go to the boundary pair). The newer of the two
+//! parents is the one of higher rank, which holds when every token's own merge run applies its
+//! merges in non-decreasing rank order ("monotone"; then the two-token run is a sorted
+//! interleaving, and the last merge of a state's window is its largest). Load checks that every
+//! token is monotone; a vocabulary with a non-monotone token keeps the heap merge. Tokens whose
+//! own bytes do not BPE to themselves never occur inside a merge run, so they are left out of
+//! the prefix search (cl100k_base and o200k_base have neither kind).
+//!
+//! Tables (per vocabulary, built at load): `split` (8 B per id), `shorter` (4 B per id: longest
+//! usable token that is a proper prefix), and a byte trie of every token prefix as an
+//! open-addressing table of (node << 8 | byte) -> child, where a node that is a usable token has
+//! that token's id as its number (so a walk needs no second lookup). Per call: one bit per
+//! position (dead ends); the token stack is the caller's output buffer.
+//!
+//! Performance notes: see the block in vocab.zig's header ("Long pieces").
+const std = @import("std");
+const vocab = @import("vocab.zig");
+const Vocab = vocab.Vocab;
+const no_rank = vocab.no_rank;
+
+const none: u32 = std.math.maxInt(u32);
+const empty: u64 = std.math.maxInt(u64);
+/// split[] of a single-byte token (no merge made it).
+const leaf: u64 = std.math.maxInt(u64);
+/// Trie node numbers must leave the all-ones key free for `empty`.
+const node_max: u32 = (1 << 24) - 2;
+
+pub const Tables = struct {
+    /// split[id] = left << 32 | right, the last merge of BPE over the token's own bytes;
+    /// `leaf` for single bytes (and for unusable tokens, which the encoder never meets).
+    split: []u64 = &.{},
+    /// shorter[id]: the longest usable token that is a proper prefix of token id, or none.
+    shorter: []u32 = &.{},
+    /// Trie edges: (node << 8 | byte) << 32 | child. Root edges are `byte_rank`.
+    trie: []u64 = &.{},
+    trie_shift: u6 = 63,
+
+    pub fn ready(t: *const Tables) bool {
+        return t.trie.len != 0;
+    }
+
+    pub fn deinit(t: *Tables, gpa: std.mem.Allocator) void {
+        gpa.free(t.split);
+        gpa.free(t.shorter);
+        gpa.free(t.trie);
+        t.* = .{};
+    }
+
+    inline fn edgeSlot(t: *const Tables, key: u64) usize {
+        return @intCast((key *% 0x9E3779B97F4A7C15) >> t.trie_shift);
+    }
+
+    /// Child of `node` along `byte`, or none.
+    inline fn child(t: *const Tables, node: u32, byte: u8) u32 {
+        const key = (@as(u64, node) << 8) | byte;
+        const mask = t.trie.len - 1;
+        var i = t.edgeSlot(key);
+        while (true) : (i = (i + 1) & mask) {
+            const e = t.trie[i];
+            if (e == empty) return none;
+            if (e >> 32 == key) return @truncate(e);
+        }
+    }
+
+    fn putEdge(t: *Tables, node: u32, byte: u8, to: u32) void {
+        const key = (@as(u64, node) << 8) | byte;
+        const mask = t.trie.len - 1;
+        var i = t.edgeSlot(key);
+        while (t.trie[i] != empty) i = (i + 1) & mask;
+        t.trie[i] = (key << 32) | to;
+    }
+};
+
+/// Builds `v.long` for a tiktoken vocabulary (pair table present, rank == id). Leaves it empty
+/// (long pieces keep the heap merge) when a token's own merge run is not monotone or the trie
+/// would not fit 24-bit node numbers.
+pub fn build(v: *Vocab) error{OutOfMemory}!void {
+    const gpa = v.gpa;
+    const n_ids = v.n_ids;
+    if (v.pair_slots.len == 0 or v.merge_result.len != 0 or n_ids >= node_max) return;
+    var t: Tables = .{};
+    errdefer t.deinit(gpa);
+    t.split = try gpa.alloc(u64, n_ids);
+    t.shorter = try gpa.alloc(u32, n_ids);
+    @memset(t.split, leaf);
+    @memset(t.shorter, none);
+    // usable[id]: a token whose own bytes BPE to itself (unused ids: false).
+    const usable = try gpa.alloc(bool, n_ids);
+    defer gpa.free(usable);
+    @memset(usable, false);
+    const work = try gpa.alloc(u32, 2 * @max(v.max_token_len, 2));
+    defer gpa.free(work);
+    var id: u32 = 0;
+    while (id < n_ids) : (id += 1) {
+        const tb = v.tokenBytes(id);
+        if (tb.len == 0) continue;
+        if (tb.len == 1) {
+            usable[id] = v.byte_rank[tb[0]] == id;
+            continue;
+        }
+        switch (selfMerge(v, tb, work)) {
+            .split => |s| {
+                usable[id] = true;
+                t.split[id] = s;
+            },
+            .not_self => {},
+            .not_monotone => {
+                t.deinit(gpa);
+                return;
+            },
+        }
+    }
+    // Tokens by length (counting sort), so a token's prefixes are in the trie before it.
+    const max_len = v.max_token_len;
+    const starts = try gpa.alloc(u32, max_len + 2);
+    defer gpa.free(starts);
+    @memset(starts, 0);
+    id = 0;
+    while (id < n_ids) : (id += 1) starts[v.tokenBytes(id).len + 1] += 1;
+    for (1..starts.len) |k| starts[k] += starts[k - 1];
+    const order = try gpa.alloc(u32, n_ids);
+    defer gpa.free(order);
+    id = 0;
+    while (id < n_ids) : (id += 1) {
+        const l = v.tokenBytes(id).len;
+        order[starts[l]] = id;
+        starts[l] += 1;
+    }
+    var bits: u6 = 4;
+    while ((@as(usize, 1) << bits) < 4 * @as(usize, n_ids)) bits += 1;
+    t.trie = try gpa.alloc(u64, @as(usize, 1) << bits);
+    @memset(t.trie, empty);
+    t.trie_shift = @intCast(64 - @as(u7, bits));
+    var edges: usize = 0;
+    var next_node: u32 = n_ids; // numbers of prefix nodes that are not usable tokens
+    for (order) |tid| {
+        const tb = v.tokenBytes(tid);
+        if (tb.len < 2) continue;
+        var node = v.byte_rank[tb[0]];
+        var best: u32 = node;
+        for (tb[1 .. tb.len - 1]) |c| {
+            var nx = t.child(node, c);
+            if (nx == none) {
+                if (next_node >= node_max) {
+                    t.deinit(gpa);
+                    return;
+                }
+                nx = next_node;
+                next_node += 1;
+                try addEdge(gpa, &t, &edges, node, c, nx);
+            }
+            node = nx;
+            if (node < n_ids) best = node;
+        }
+        // Same-length tokens differ, shorter ones never reach this depth: the last edge is new.
+        const to = if (usable[tid]) tid else blk: {
+            if (next_node >= node_max) {
+                t.deinit(gpa);
+                return;
+            }
+            next_node += 1;
+            break :blk next_node - 1;
+        };
+        try addEdge(gpa, &t, &edges, node, tb[tb.len - 1], to);
+        t.shorter[tid] = best;
+    }
+    v.long = t;
+}
+
+fn addEdge(gpa: std.mem.Allocator, t: *Tables, edges: *usize, node: u32, byte: u8, to: u32) error{OutOfMemory}!void {
+    if ((edges.* + 1) * 2 > t.trie.len) {
+        // Keep the load factor <= 1/2: the last probe of every walk is a miss.
+        const old = t.trie;
+        const bits: u6 = @intCast(64 - @as(u7, t.trie_shift) + 1);
+        t.trie = try gpa.alloc(u64, @as(usize, 1) << bits);
+        @memset(t.trie, empty);
+        t.trie_shift -= 1;
+        for (old) |e| {
+            if (e == empty) continue;
+            const mask = t.trie.len - 1;
+            var i = t.edgeSlot(e >> 32);
+            while (t.trie[i] != empty) i = (i + 1) & mask;
+            t.trie[i] = e;
+        }
+        gpa.free(old);
+    }
+    t.putEdge(node, byte, to);
+    edges.* += 1;
+}
+
+const SelfMerge = union(enum) { split: u64, not_self, not_monotone };
+
+/// tiktoken's merge loop over a token's own bytes (the O(n^2) scan; tokens are short): its last
+/// merge, or that it does not end in the token, or that its merge ranks ever decrease.
+fn selfMerge(v: *const Vocab, tb: []const u8, work: []u32) SelfMerge {
+    const ids = work[0..tb.len];
+    const ranks = work[tb.len .. 2 * tb.len];
+    var n: usize = tb.len;
+    for (0..n) |i| ids[i] = v.byte_rank[tb[i]];
+    for (0..n - 1) |i| ranks[i] = v.byte_pair[@as(usize, tb[i]) << 8 | tb[i + 1]];
+    ranks[n - 1] = no_rank;
+    var last_rank: u32 = 0;
+    var monotone = true;
+    var last: u64 = leaf;
+    while (n > 1) {
+        var best: u32 = no_rank;
+        var bi: usize = 0;
+        for (ranks[0 .. n - 1], 0..) |r, i| {
+            if (r < best) {
+                best = r;
+                bi = i;
+            }
+        }
+        if (best == no_rank) return .not_self;
+        if (best < last_rank) monotone = false;
+        last_rank = best;
+        last = (@as(u64, ids[bi]) << 32) | ids[bi + 1];
+        ids[bi] = best;
+        std.mem.copyForwards(u32, ids[bi + 1 .. n - 1], ids[bi + 2 .. n]);
+        std.mem.copyForwards(u32, ranks[bi + 1 .. n - 1], ranks[bi + 2 .. n]);
+        n -= 1;
+        ranks[n - 1] = no_rank;
+        ranks[bi] = if (bi + 1 < n) v.pairRank(best, ids[bi + 1]) else no_rank;
+        if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], best);
+    }
+    return if (monotone) .{ .split = last } else .not_monotone;
+}
+
+inline fn tokenLen(v: *const Vocab, id: u32) usize {
+    return v.offs[id + 1] - v.offs[id];
+}
+
+/// The longest usable token that is a prefix of `s` (never none: every byte is a token).
+inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
+    var node = v.byte_rank[s[0]];
+    var best = node;
+    const lim = @min(s.len, v.max_token_len);
+    var i: usize = 1;
+    while (i < lim) : (i += 1) {
+        node = t.child(node, s[i]);
+        if (node == none) break;
+        if (node < v.n_ids) best = node;
+    }
+    return best;
+}
+
+/// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment).
+/// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
+inline fn compatible(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
+    if (pairs.rank(a, b) != no_rank) return false;
+    var x = a;
+    var y = b;
+    while (true) {
+        const sx = t.split[x];
+        const sy = t.split[y];
+        var limit: u32 = undefined;
+        if (sx != leaf and (sy == leaf or x > y)) {
+            // x's parent merge is the newer one: it (to the left of the boundary) wins ties.
+            limit = x;
+            x = @truncate(sx);
+        } else if (sy != leaf) {
+            // y's parent merge is newer: the boundary pair, to its left, wins ties.
+            limit = y + 1;
+            y = @intCast(sy >> 32);
+        } else return true;
+        if (pairs.rank(x, y) < limit) return false;
+    }
+}
+
+/// BPE of `piece` into `out` (room for piece.len tokens); `dead` holds piece.len / 64 + 1 words.
+/// Returns the token count, or null if the search failed (impossible for a vocabulary that
+/// passed `build`; the caller then uses the heap merge).
+pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, pairs: anytype) ?usize {
+    const t = &v.long;
+    const n = piece.len;
+    @memset(dead[0 .. n / 64 + 1], 0);
+    var cnt: usize = 0;
+    var pos: usize = 0;
+    var cand = longestPrefix(v, t, piece);
+    while (true) {
+        const end = pos + tokenLen(v, cand);
+        const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
+        if (!end_dead and (cnt == 0 or compatible(t, pairs, out[cnt - 1], cand))) {
+            out[cnt] = cand;
+            cnt += 1;
+            pos = end;
+            if (pos == n) return cnt;
+            cand = longestPrefix(v, t, piece[pos..]);
+            continue;
+        }
+        const s = t.shorter[cand];
+        if (s != none) {
+            cand = s;
+            continue;
+        }
+        // No token fits at pos: a dead end. Retry the previous token's shorter prefixes (it
+        // ends here, so the loop's dead check sends it straight to them).
+        dead[pos >> 6] |= @as(u64, 1) << @intCast(pos & 63);
+        if (cnt == 0) return null;
+        cnt -= 1;
+        cand = out[cnt];
+        pos -= tokenLen(v, cand);
+    }
+}
+
+/// Pair ranks straight from the vocabulary's table.
+pub const VocabPairs = struct {
+    v: *const Vocab,
+    pub inline fn rank(p: VocabPairs, a: u32, b: u32) u32 {
+        return p.v.pairRank(a, b);
+    }
+};
+
+/// Test and benchmark hook: BPE of one piece by a chosen algorithm (0: the library's path with
+/// the thread's caches, 1: the heap merge, 2: the backtracking encoder; 2 answers -2 when the
+/// vocabulary has no long-piece tables). out_tokens holds cap >= len ids.
+export fn at_debug_encode_piece(v_in: ?*const Vocab, data: ?[*]const u8, len: usize, algo: u32, out_tokens: ?[*]u32, cap: usize, out_n: ?*i64) i32 {
+    const v = v_in orelse return -1;
+    const n_out = out_n orelse return -1;
+    const out = out_tokens orelse return -1;
+    const d = data orelse return -1;
+    if (len == 0 or cap < len) return -1;
+    const gpa = std.heap.c_allocator;
+    var scratch = vocab.Scratch.init(gpa);
+    defer scratch.deinit();
+    scratch.bind(v);
+    const piece = d[0..len];
+    const n = switch (algo) {
+        0 => vocab.encodePiece(v, piece, out[0..cap], &scratch) catch return -3,
+        1 => vocab.mergeHeap(v, piece, out[0..cap], &scratch) catch return -3,
+        2 => blk: {
+            if (!v.long.ready()) return -2;
+            const dead = gpa.alloc(u64, len / 64 + 1) catch return -3;
+            defer gpa.free(dead);
+            break :blk encode(v, piece, out[0..cap], dead, VocabPairs{ .v = v }) orelse return -4;
+        },
+        else => return -1,
+    };
+    n_out.* = @intCast(n);
+    return 0;
+}
