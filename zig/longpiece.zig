@@ -106,45 +106,87 @@ pub fn build(v: *Vocab) error{OutOfMemory}!void {
     // usable[id]: a token whose own bytes BPE to itself (unused ids: false).
     const usable = try gpa.alloc(bool, n_ids);
     defer gpa.free(usable);
-    @memset(usable, false);
-    const work = try gpa.alloc(u32, 2 * @max(v.max_token_len, 2));
-    defer gpa.free(work);
-    var id: u32 = 0;
-    while (id < n_ids) : (id += 1) {
-        const tb = v.tokenBytes(id);
-        if (tb.len == 0) continue;
-        if (tb.len == 1) {
-            usable[id] = v.byte_rank[tb[0]] == id;
-            continue;
-        }
-        switch (selfMerge(v, tb, work)) {
-            .split => |s| {
-                usable[id] = true;
-                t.split[id] = s;
-            },
-            .not_self => {},
-            .not_monotone => {
-                t.deinit(gpa);
-                return;
-            },
-        }
+    const order = try lengthOrder(v);
+    defer gpa.free(order);
+    if (!try computeSplits(v, &t, order, usable) or !try buildTrie(v, &t, order, usable)) {
+        t.deinit(gpa);
+        return;
     }
-    // Tokens by length (counting sort), so a token's prefixes are in the trie before it.
-    const max_len = v.max_token_len;
-    const starts = try gpa.alloc(u32, max_len + 2);
+    v.long = t;
+}
+
+/// Ids sorted by token length (counting sort; unused ids, of length 0, first).
+fn lengthOrder(v: *const Vocab) error{OutOfMemory}![]u32 {
+    const gpa = v.gpa;
+    const starts = try gpa.alloc(u32, v.max_token_len + 2);
     defer gpa.free(starts);
     @memset(starts, 0);
-    id = 0;
-    while (id < n_ids) : (id += 1) starts[v.tokenBytes(id).len + 1] += 1;
+    var id: u32 = 0;
+    while (id < v.n_ids) : (id += 1) starts[v.tokenBytes(id).len + 1] += 1;
     for (1..starts.len) |k| starts[k] += starts[k - 1];
-    const order = try gpa.alloc(u32, n_ids);
-    defer gpa.free(order);
+    const order = try gpa.alloc(u32, v.n_ids);
     id = 0;
-    while (id < n_ids) : (id += 1) {
+    while (id < v.n_ids) : (id += 1) {
         const l = v.tokenBytes(id).len;
         order[starts[l]] = id;
         starts[l] += 1;
     }
+    return order;
+}
+
+/// split[] and usable[] for every token, shortest first. A token's BPE run, up to its last
+/// merge, is the run of the vocabulary without it, so its last merge is the one two-token split
+/// (left, right) (from the pair table) whose tokens are usable and compatible below the top
+/// pair; none means the token does not BPE to itself. Its run is monotone iff its parts' runs
+/// are and its rank is >= theirs. False: a usable token is not monotone (no fast path).
+fn computeSplits(v: *const Vocab, t: *Tables, order: []const u32, usable: []bool) error{OutOfMemory}!bool {
+    const gpa = v.gpa;
+    const n_ids = v.n_ids;
+    // Every (left, right) -> id entry of the pair table, grouped by id.
+    const cstart = try gpa.alloc(u32, n_ids + 1);
+    defer gpa.free(cstart);
+    @memset(cstart, 0);
+    for (v.pair_slots) |e| {
+        if (e != empty) cstart[@as(usize, @intCast(e & 0xFFFFF)) + 1] += 1;
+    }
+    for (1..cstart.len) |k| cstart[k] += cstart[k - 1];
+    const cand = try gpa.alloc(u64, cstart[n_ids]);
+    defer gpa.free(cand);
+    const fill = try gpa.dupe(u32, cstart[0..n_ids]);
+    defer gpa.free(fill);
+    for (v.pair_slots) |e| {
+        if (e == empty) continue;
+        const id: usize = @intCast(e & 0xFFFFF);
+        cand[fill[id]] = e >> 20;
+        fill[id] += 1;
+    }
+    @memset(usable, false);
+    const pairs = VocabPairs{ .v = v };
+    for (order) |id| {
+        const tb = v.tokenBytes(id);
+        if (tb.len <= 1) {
+            usable[id] = tb.len == 1 and v.byte_rank[tb[0]] == id;
+            continue;
+        }
+        for (cand[cstart[id]..cstart[id + 1]]) |k| {
+            const a: u32 = @intCast(k >> 20);
+            const b: u32 = @intCast(k & 0xFFFFF);
+            if (!usable[a] or !usable[b] or !descend(t, pairs, a, b)) continue;
+            const top_a = if (t.split[a] == leaf) 0 else a;
+            const top_b = if (t.split[b] == leaf) 0 else b;
+            if (id < top_a or id < top_b) return false;
+            usable[id] = true;
+            t.split[id] = (@as(u64, a) << 32) | b;
+            break;
+        }
+    }
+    return true;
+}
+
+/// The trie of every token prefix; shorter[] on the way. False: node numbers ran out.
+fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bool) error{OutOfMemory}!bool {
+    const gpa = v.gpa;
+    const n_ids = v.n_ids;
     var bits: u6 = 4;
     while ((@as(usize, 1) << bits) < 4 * @as(usize, n_ids)) bits += 1;
     t.trie = try gpa.alloc(u64, @as(usize, 1) << bits);
@@ -160,30 +202,25 @@ pub fn build(v: *Vocab) error{OutOfMemory}!void {
         for (tb[1 .. tb.len - 1]) |c| {
             var nx = t.child(node, c);
             if (nx == none) {
-                if (next_node >= node_max) {
-                    t.deinit(gpa);
-                    return;
-                }
+                if (next_node >= node_max) return false;
                 nx = next_node;
                 next_node += 1;
-                try addEdge(gpa, &t, &edges, node, c, nx);
+                try addEdge(gpa, t, &edges, node, c, nx);
             }
             node = nx;
             if (node < n_ids) best = node;
         }
         // Same-length tokens differ, shorter ones never reach this depth: the last edge is new.
-        const to = if (usable[tid]) tid else blk: {
-            if (next_node >= node_max) {
-                t.deinit(gpa);
-                return;
-            }
+        var to = tid;
+        if (!usable[tid]) {
+            if (next_node >= node_max) return false;
+            to = next_node;
             next_node += 1;
-            break :blk next_node - 1;
-        };
-        try addEdge(gpa, &t, &edges, node, tb[tb.len - 1], to);
+        }
+        try addEdge(gpa, t, &edges, node, tb[tb.len - 1], to);
         t.shorter[tid] = best;
     }
-    v.long = t;
+    return true;
 }
 
 fn addEdge(gpa: std.mem.Allocator, t: *Tables, edges: *usize, node: u32, byte: u8, to: u32) error{OutOfMemory}!void {
@@ -266,7 +303,12 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment).
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
 inline fn compatible(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
-    if (pairs.rank(a, b) != no_rank) return false;
+    return pairs.rank(a, b) == no_rank and descend(t, pairs, a, b);
+}
+
+/// The states below the top pair: walk the facing spines newest merge first; the boundary pair
+/// of a state merges first iff its rank is below the merge that ended the state.
+inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
     var x = a;
     var y = b;
     while (true) {
