@@ -39,17 +39,24 @@ const no_rank = vocab.no_rank;
 
 const none: u32 = std.math.maxInt(u32);
 const empty: u64 = std.math.maxInt(u64);
-/// split[] of a single-byte token (no merge made it).
-const leaf: u64 = std.math.maxInt(u64);
 /// Trie node numbers must leave the all-ones key free for `empty`.
 const node_max: u32 = (1 << 24) - 2;
 
+/// What the encoder needs of one token, in one 16-byte record (one cache line per token).
+pub const Info = extern struct {
+    /// The last merge of BPE over the token's own bytes (left = none: a single byte, or an
+    /// unusable token, which the encoder never meets).
+    left: u32,
+    right: u32,
+    /// The longest usable token that is a proper prefix of this one, or none.
+    shorter: u32,
+    len: u32,
+};
+
 pub const Tables = struct {
-    /// split[id] = left << 32 | right, the last merge of BPE over the token's own bytes;
-    /// `leaf` for single bytes (and for unusable tokens, which the encoder never meets).
-    split: []u64 = &.{},
-    /// shorter[id]: the longest usable token that is a proper prefix of token id, or none.
-    shorter: []u32 = &.{},
+    info: []Info = &.{},
+    /// start2[b0 << 8 | b1]: the trie node of the two bytes, or none (saves the first probe).
+    start2: []u32 = &.{},
     /// Trie edges: (node << 8 | byte) << 32 | child. Root edges are `byte_rank`.
     trie: []u64 = &.{},
     trie_shift: u6 = 63,
@@ -59,8 +66,8 @@ pub const Tables = struct {
     }
 
     pub fn deinit(t: *Tables, gpa: std.mem.Allocator) void {
-        gpa.free(t.split);
-        gpa.free(t.shorter);
+        gpa.free(t.info);
+        gpa.free(t.start2);
         gpa.free(t.trie);
         t.* = .{};
     }
@@ -81,6 +88,15 @@ pub const Tables = struct {
         }
     }
 
+    /// Starts loading the third-byte edge of a walk at `s` (s.len >= 3): overlaps its cache
+    /// miss with the compatibility check of the token that ends where `s` starts.
+    inline fn prefetchWalk(t: *const Tables, s: []const u8) void {
+        const node = t.start2[@as(usize, s[0]) << 8 | s[1]];
+        if (node == none) return;
+        const key = (@as(u64, node) << 8) | s[2];
+        @prefetch(&t.trie[t.edgeSlot(key)], .{});
+    }
+
     fn putEdge(t: *Tables, node: u32, byte: u8, to: u32) void {
         const key = (@as(u64, node) << 8) | byte;
         const mask = t.trie.len - 1;
@@ -99,10 +115,8 @@ pub fn build(v: *Vocab) error{OutOfMemory}!void {
     if (v.pair_slots.len == 0 or v.merge_result.len != 0 or n_ids >= node_max) return;
     var t: Tables = .{};
     errdefer t.deinit(gpa);
-    t.split = try gpa.alloc(u64, n_ids);
-    t.shorter = try gpa.alloc(u32, n_ids);
-    @memset(t.split, leaf);
-    @memset(t.shorter, none);
+    t.info = try gpa.alloc(Info, n_ids);
+    for (t.info, 0..) |*e, id| e.* = .{ .left = none, .right = none, .shorter = none, .len = @intCast(v.tokenBytes(@intCast(id)).len) };
     // usable[id]: a token whose own bytes BPE to itself (unused ids: false).
     const usable = try gpa.alloc(bool, n_ids);
     defer gpa.free(usable);
@@ -172,11 +186,12 @@ fn computeSplits(v: *const Vocab, t: *Tables, order: []const u32, usable: []bool
             const a: u32 = @intCast(k >> 20);
             const b: u32 = @intCast(k & 0xFFFFF);
             if (!usable[a] or !usable[b] or !descend(t, pairs, a, b)) continue;
-            const top_a = if (t.split[a] == leaf) 0 else a;
-            const top_b = if (t.split[b] == leaf) 0 else b;
+            const top_a = if (t.info[a].left == none) 0 else a;
+            const top_b = if (t.info[b].left == none) 0 else b;
             if (id < top_a or id < top_b) return false;
             usable[id] = true;
-            t.split[id] = (@as(u64, a) << 32) | b;
+            t.info[id].left = a;
+            t.info[id].right = b;
             break;
         }
     }
@@ -218,8 +233,10 @@ fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bo
             next_node += 1;
         }
         try addEdge(gpa, t, &edges, node, tb[tb.len - 1], to);
-        t.shorter[tid] = best;
+        t.info[tid].shorter = best;
     }
+    t.start2 = try gpa.alloc(u32, 1 << 16);
+    for (0..1 << 16) |k| t.start2[k] = t.child(v.byte_rank[k >> 8], @truncate(k));
     return true;
 }
 
@@ -257,7 +274,7 @@ fn selfMerge(v: *const Vocab, tb: []const u8, work: []u32) SelfMerge {
     ranks[n - 1] = no_rank;
     var last_rank: u32 = 0;
     var monotone = true;
-    var last: u64 = leaf;
+    var last: u64 = 0;
     while (n > 1) {
         var best: u32 = no_rank;
         var bi: usize = 0;
@@ -282,16 +299,15 @@ fn selfMerge(v: *const Vocab, tb: []const u8, work: []u32) SelfMerge {
     return if (monotone) .{ .split = last } else .not_monotone;
 }
 
-inline fn tokenLen(v: *const Vocab, id: u32) usize {
-    return v.offs[id + 1] - v.offs[id];
-}
 
 /// The longest usable token that is a prefix of `s` (never none: every byte is a token).
 inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
-    var node = v.byte_rank[s[0]];
-    var best = node;
+    if (s.len == 1) return v.byte_rank[s[0]];
+    var node = t.start2[@as(usize, s[0]) << 8 | s[1]];
+    if (node == none) return v.byte_rank[s[0]];
+    var best = if (node < v.n_ids) node else v.byte_rank[s[0]];
     const lim = @min(s.len, v.max_token_len);
-    var i: usize = 1;
+    var i: usize = 2;
     while (i < lim) : (i += 1) {
         node = t.child(node, s[i]);
         if (node == none) break;
@@ -312,17 +328,17 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
     var x = a;
     var y = b;
     while (true) {
-        const sx = t.split[x];
-        const sy = t.split[y];
+        const ix = &t.info[x];
+        const iy = &t.info[y];
         var limit: u32 = undefined;
-        if (sx != leaf and (sy == leaf or x > y)) {
+        if (ix.left != none and (iy.left == none or x > y)) {
             // x's parent merge is the newer one: it (to the left of the boundary) wins ties.
             limit = x;
-            x = @truncate(sx);
-        } else if (sy != leaf) {
+            x = ix.right;
+        } else if (iy.left != none) {
             // y's parent merge is newer: the boundary pair, to its left, wins ties.
             limit = y + 1;
-            y = @intCast(sy >> 32);
+            y = iy.left;
         } else return true;
         if (pairs.rank(x, y) < limit) return false;
     }
@@ -339,8 +355,9 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, pairs
     var pos: usize = 0;
     var cand = longestPrefix(v, t, piece);
     while (true) {
-        const end = pos + tokenLen(v, cand);
+        const end = pos + t.info[cand].len;
         const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
+        if (end + 2 < n) t.prefetchWalk(piece[end..]);
         if (!end_dead and (cnt == 0 or compatible(t, pairs, out[cnt - 1], cand))) {
             out[cnt] = cand;
             cnt += 1;
@@ -349,7 +366,7 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, pairs
             cand = longestPrefix(v, t, piece[pos..]);
             continue;
         }
-        const s = t.shorter[cand];
+        const s = t.info[cand].shorter;
         if (s != none) {
             cand = s;
             continue;
@@ -360,7 +377,7 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, pairs
         if (cnt == 0) return null;
         cnt -= 1;
         cand = out[cnt];
-        pos -= tokenLen(v, cand);
+        pos -= t.info[cand].len;
     }
 }
 
