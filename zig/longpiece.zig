@@ -60,6 +60,10 @@ pub const Tables = struct {
     /// Trie edges: (node << 8 | byte) << 32 | child. Root edges are `byte_rank`.
     trie: []u64 = &.{},
     trie_shift: u6 = 63,
+    /// A blocked Bloom filter over the pair table's keys (2 bits in one word): most pair
+    /// lookups of the compatibility check are misses, and this answers them from L2.
+    pair_filter: []u64 = &.{},
+    filter_shift: u6 = 63,
 
     pub fn ready(t: *const Tables) bool {
         return t.trie.len != 0;
@@ -68,6 +72,7 @@ pub const Tables = struct {
     pub fn deinit(t: *Tables, gpa: std.mem.Allocator) void {
         gpa.free(t.info);
         gpa.free(t.start2);
+        gpa.free(t.pair_filter);
         gpa.free(t.trie);
         t.* = .{};
     }
@@ -97,6 +102,18 @@ pub const Tables = struct {
         @prefetch(&t.trie[t.edgeSlot(key)], .{});
     }
 
+    inline fn filterBits(t: *const Tables, key: u64) struct { usize, u64 } {
+        const h = key *% 0xD6E8FEB86659FD93;
+        const bits = (@as(u64, 1) << @intCast((h >> 20) & 63)) | (@as(u64, 1) << @intCast((h >> 26) & 63));
+        return .{ @intCast(h >> t.filter_shift), bits };
+    }
+
+    /// False: (a, b) is surely not in the pair table.
+    inline fn mayPair(t: *const Tables, a: u32, b: u32) bool {
+        const wb = t.filterBits((@as(u64, a) << 20) | b);
+        return t.pair_filter[wb[0]] & wb[1] == wb[1];
+    }
+
     fn putEdge(t: *Tables, node: u32, byte: u8, to: u32) void {
         const key = (@as(u64, node) << 8) | byte;
         const mask = t.trie.len - 1;
@@ -122,11 +139,28 @@ pub fn build(v: *Vocab) error{OutOfMemory}!void {
     defer gpa.free(usable);
     const order = try lengthOrder(v);
     defer gpa.free(order);
+    try buildFilter(v, &t);
     if (!try computeSplits(v, &t, order, usable) or !try buildTrie(v, &t, order, usable)) {
         t.deinit(gpa);
         return;
     }
     v.long = t;
+}
+
+fn buildFilter(v: *const Vocab, t: *Tables) error{OutOfMemory}!void {
+    var entries: usize = 0;
+    for (v.pair_slots) |e| entries += @intFromBool(e != empty);
+    // About 8 bits per entry, at least 512 KB.
+    var bits: u6 = 16;
+    while ((@as(usize, 1) << bits) * 8 < entries) bits += 1;
+    t.pair_filter = try v.gpa.alloc(u64, @as(usize, 1) << bits);
+    @memset(t.pair_filter, 0);
+    t.filter_shift = @intCast(64 - @as(u7, bits));
+    for (v.pair_slots) |e| {
+        if (e == empty) continue;
+        const wb = t.filterBits(e >> 20);
+        t.pair_filter[wb[0]] |= wb[1];
+    }
 }
 
 /// Ids sorted by token length (counting sort; unused ids, of length 0, first).
@@ -319,7 +353,7 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment).
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
 inline fn compatible(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
-    return pairs.rank(a, b) == no_rank and descend(t, pairs, a, b);
+    return (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
 }
 
 /// The states below the top pair: walk the facing spines newest merge first; the boundary pair
@@ -340,17 +374,29 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
             limit = y + 1;
             y = iy.left;
         } else return true;
-        if (pairs.rank(x, y) < limit) return false;
+        if (t.mayPair(x, y) and pairs.rank(x, y) < limit) return false;
     }
+}
+
+/// compatible() through a direct-mapped table of answers: entry = (a << 20 | b) << 1 | answer.
+inline fn memoCompatible(t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32) bool {
+    const key = (@as(u64, a) << 20) | b;
+    const slot = &memo[@intCast((key *% 0x9E3779B97F4A7C15) >> shift)];
+    if (slot.* >> 1 == key) return slot.* & 1 != 0;
+    const ok = compatible(t, pairs, a, b);
+    slot.* = (key << 1) | @intFromBool(ok);
+    return ok;
 }
 
 /// BPE of `piece` into `out` (room for piece.len tokens); `dead` holds piece.len / 64 + 1 words.
 /// Returns the token count, or null if the search failed (impossible for a vocabulary that
 /// passed `build`; the caller then uses the heap merge).
-pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, pairs: anytype) ?usize {
+pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, memo: []u64, pairs: anytype) ?usize {
     const t = &v.long;
     const n = piece.len;
     @memset(dead[0 .. n / 64 + 1], 0);
+    @memset(memo, empty);
+    const memo_shift: u6 = @intCast(@as(u7, 64) - std.math.log2_int(usize, memo.len));
     var cnt: usize = 0;
     var pos: usize = 0;
     var cand = longestPrefix(v, t, piece);
@@ -358,7 +404,7 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, pairs
         const end = pos + t.info[cand].len;
         const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
         if (end + 2 < n) t.prefetchWalk(piece[end..]);
-        if (!end_dead and (cnt == 0 or compatible(t, pairs, out[cnt - 1], cand))) {
+        if (!end_dead and (cnt == 0 or memoCompatible(t, pairs, memo, memo_shift, out[cnt - 1], cand))) {
             out[cnt] = cand;
             cnt += 1;
             pos = end;
@@ -410,7 +456,9 @@ export fn at_debug_encode_piece(v_in: ?*const Vocab, data: ?[*]const u8, len: us
             if (!v.long.ready()) return -2;
             const dead = gpa.alloc(u64, len / 64 + 1) catch return -3;
             defer gpa.free(dead);
-            break :blk encode(v, piece, out[0..cap], dead, VocabPairs{ .v = v }) orelse return -4;
+            const memo = gpa.alloc(u64, 1 << 16) catch return -3;
+            defer gpa.free(memo);
+            break :blk encode(v, piece, out[0..cap], dead, memo, VocabPairs{ .v = v }) orelse return -4;
         },
         else => return -1,
     };

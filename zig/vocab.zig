@@ -473,6 +473,7 @@ pub const Scratch = struct {
     heap: std.ArrayList(u64) = .empty,
     // long-piece path: one dead-end bit per position
     dead: std.ArrayList(u64) = .empty,
+    memo: std.ArrayList(u64) = .empty,
     // repaired text (errors="replace")
     text: std.ArrayList(u8) = .empty,
     /// This thread's piece cache (borrowed; set by `bind`).
@@ -492,6 +493,7 @@ pub const Scratch = struct {
         s.pair_rank.deinit(s.gpa);
         s.heap.deinit(s.gpa);
         s.dead.deinit(s.gpa);
+        s.memo.deinit(s.gpa);
         s.text.deinit(s.gpa);
     }
 };
@@ -861,8 +863,10 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
 /// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache.
 fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
     try s.dead.resize(s.gpa, piece.len / 64 + 1);
-    if (s.cache) |c| return longpiece.encode(v, piece, out, s.dead.items, CachePairs{ .c = c, .v = v });
-    return longpiece.encode(v, piece, out, s.dead.items, longpiece.VocabPairs{ .v = v });
+    const memo_len = @min(@as(usize, 1) << 12, std.math.ceilPowerOfTwoAssert(usize, piece.len / 2));
+    try s.memo.resize(s.gpa, memo_len);
+    if (s.cache) |c| return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, CachePairs{ .c = c, .v = v });
+    return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, longpiece.VocabPairs{ .v = v });
 }
 
 const CachePairs = struct {
