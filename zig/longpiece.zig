@@ -42,7 +42,7 @@ const empty: u64 = std.math.maxInt(u64);
 /// Trie node numbers must leave the all-ones key free for `empty`.
 const node_max: u32 = (1 << 24) - 2;
 
-/// What the encoder needs of one token, in one 16-byte record (one cache line per token).
+/// What the encoder needs of one token, in one 24-byte record (one cache miss per token).
 pub const Info = extern struct {
     /// The last merge of BPE over the token's own bytes (left = none: a single byte, or an
     /// unusable token, which the encoder never meets).
@@ -50,7 +50,14 @@ pub const Info = extern struct {
     right: u32,
     /// The longest usable token that is a proper prefix of this one, or none.
     shorter: u32,
-    len: u32,
+    len: u16,
+    first: u8,
+    last: u8,
+    /// The lowest merges on the left and right spines of the split tree (the ones that took in
+    /// the first and the last byte), or none for a single byte: they end the boundary's first
+    /// state, the one that fails most checks.
+    low_left: u32,
+    low_right: u32,
 };
 
 pub const Tables = struct {
@@ -130,10 +137,14 @@ pub fn build(v: *Vocab) error{OutOfMemory}!void {
     const gpa = v.gpa;
     const n_ids = v.n_ids;
     if (v.pair_slots.len == 0 or v.merge_result.len != 0 or n_ids >= node_max) return;
+    if (v.max_token_len > std.math.maxInt(u16)) return;
     var t: Tables = .{};
     errdefer t.deinit(gpa);
     t.info = try gpa.alloc(Info, n_ids);
-    for (t.info, 0..) |*e, id| e.* = .{ .left = none, .right = none, .shorter = none, .len = @intCast(v.tokenBytes(@intCast(id)).len) };
+    for (t.info, 0..) |*e, id| {
+        const tb = v.tokenBytes(@intCast(id));
+        e.* = .{ .left = none, .right = none, .shorter = none, .len = @intCast(tb.len), .first = if (tb.len > 0) tb[0] else 0, .last = if (tb.len > 0) tb[tb.len - 1] else 0, .low_left = none, .low_right = none };
+    }
     // usable[id]: a token whose own bytes BPE to itself (unused ids: false).
     const usable = try gpa.alloc(bool, n_ids);
     defer gpa.free(usable);
@@ -219,13 +230,19 @@ fn computeSplits(v: *const Vocab, t: *Tables, order: []const u32, usable: []bool
         for (cand[cstart[id]..cstart[id + 1]]) |k| {
             const a: u32 = @intCast(k >> 20);
             const b: u32 = @intCast(k & 0xFFFFF);
-            if (!usable[a] or !usable[b] or !descend(t, pairs, a, b)) continue;
-            const top_a = if (t.info[a].left == none) 0 else a;
-            const top_b = if (t.info[b].left == none) 0 else b;
-            if (id < top_a or id < top_b) return false;
+            if (!usable[a] or !usable[b]) continue;
+            const ia = &t.info[a];
+            const ib = &t.info[b];
+            // (The first state is the top one when both are single bytes: not checked here.)
+            const bytes = ia.left == none and ib.left == none;
+            if (!bytes and (!firstStateHolds(v, t, a, b) or !descend(t, pairs, a, b))) continue;
+            if (id < (if (ia.left == none) 0 else a) or id < (if (ib.left == none) 0 else b)) return false;
             usable[id] = true;
-            t.info[id].left = a;
-            t.info[id].right = b;
+            const e = &t.info[id];
+            e.left = a;
+            e.right = b;
+            e.low_left = if (ia.left == none) id else ia.low_left;
+            e.low_right = if (ib.left == none) id else ib.low_right;
             break;
         }
     }
@@ -352,12 +369,25 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
 
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment).
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
-inline fn compatible(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
-    return (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
+inline fn compatible(v: *const Vocab, t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
+    return firstStateHolds(v, t, a, b) and (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and
+        descend(t, pairs, a, b);
 }
 
-/// The states below the top pair: walk the facing spines newest merge first; the boundary pair
-/// of a state merges first iff its rank is below the merge that ended the state.
+/// The first state, the boundary's two bytes, checked first from the byte-pair table: it ends
+/// with the earlier of the two lowest spine merges (the left one on equal ranks).
+inline fn firstStateHolds(v: *const Vocab, t: *const Tables, a: u32, b: u32) bool {
+    const ia = &t.info[a];
+    const ib = &t.info[b];
+    const x1 = ia.low_right;
+    const y1 = ib.low_left;
+    const limit = if (y1 == none) x1 else if (x1 <= y1) x1 else y1 + 1;
+    return v.byte_pair[@as(usize, ia.last) << 8 | ib.first] >= limit;
+}
+
+/// The states between the top pair and the first one: walk the facing spines newest merge
+/// first; the boundary pair of a state merges first iff its rank is below the merge that ended
+/// the state.
 inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
     var x = a;
     var y = b;
@@ -374,16 +404,17 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
             limit = y + 1;
             y = iy.left;
         } else return true;
+        if (t.info[x].left == none and t.info[y].left == none) return true; // the first state
         if (t.mayPair(x, y) and pairs.rank(x, y) < limit) return false;
     }
 }
 
 /// compatible() through a direct-mapped table of answers: entry = (a << 20 | b) << 1 | answer.
-inline fn memoCompatible(t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32) bool {
+inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32) bool {
     const key = (@as(u64, a) << 20) | b;
     const slot = &memo[@intCast((key *% 0x9E3779B97F4A7C15) >> shift)];
     if (slot.* >> 1 == key) return slot.* & 1 != 0;
-    const ok = compatible(t, pairs, a, b);
+    const ok = compatible(v, t, pairs, a, b);
     slot.* = (key << 1) | @intFromBool(ok);
     return ok;
 }
@@ -404,7 +435,7 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, memo:
         const end = pos + t.info[cand].len;
         const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
         if (end + 2 < n) t.prefetchWalk(piece[end..]);
-        if (!end_dead and (cnt == 0 or memoCompatible(t, pairs, memo, memo_shift, out[cnt - 1], cand))) {
+        if (!end_dead and (cnt == 0 or memoCompatible(v, t, pairs, memo, memo_shift, out[cnt - 1], cand))) {
             out[cnt] = cand;
             cnt += 1;
             pos = end;
