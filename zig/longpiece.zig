@@ -60,6 +60,11 @@ pub const Info = extern struct {
     low_right: u32,
 };
 
+/// A trie node. Breadth-first numbering puts each node's children next to each other, in byte
+/// order: they are nodes kids .. (next node's kids - 1). tok: the usable token whose bytes are
+/// this node's prefix, or none.
+pub const Node = extern struct { kids: u32, tok: u32 };
+
 pub const Tables = struct {
     info: []Info = &.{},
     /// start2[b0 << 8 | b1]: the trie node of the two bytes, or none (saves the first probe).
@@ -68,16 +73,17 @@ pub const Tables = struct {
     /// text end at the third byte; this answers them from 32 bytes per two-byte prefix
     /// instead of a probe of the (cache-missing) trie table.
     has3: []u64 = &.{},
-    /// Trie edges: (node << 8 | byte) << 32 | child. Root edges are `byte_rank`.
-    trie: []u64 = &.{},
-    trie_shift: u6 = 63,
+    /// The trie of every token prefix in breadth-first order (see Node); labels[k]: the last
+    /// byte of node k's prefix, so a node's children's bytes are contiguous (padded by 16).
+    nodes: []Node = &.{},
+    labels: []u8 = &.{},
     /// A blocked Bloom filter over the pair table's keys (2 bits in one word): most pair
     /// lookups of the compatibility check are misses, and this answers them from L2.
     pair_filter: []u64 = &.{},
     filter_shift: u6 = 63,
 
     pub fn ready(t: *const Tables) bool {
-        return t.trie.len != 0;
+        return t.nodes.len != 0;
     }
 
     pub fn deinit(t: *Tables, gpa: std.mem.Allocator) void {
@@ -85,33 +91,26 @@ pub const Tables = struct {
         gpa.free(t.start2);
         gpa.free(t.has3);
         gpa.free(t.pair_filter);
-        gpa.free(t.trie);
+        gpa.free(t.nodes);
+        gpa.free(t.labels);
         t.* = .{};
     }
 
-    inline fn edgeSlot(t: *const Tables, key: u64) usize {
-        return @intCast((key *% 0x9E3779B97F4A7C15) >> t.trie_shift);
-    }
-
-    /// Child of `node` along `byte`, or none.
-    inline fn child(t: *const Tables, node: u32, byte: u8) u32 {
-        const key = (@as(u64, node) << 8) | byte;
-        const mask = t.trie.len - 1;
-        var i = t.edgeSlot(key);
-        while (true) : (i = (i + 1) & mask) {
-            const e = t.trie[i];
-            if (e == empty) return none;
-            if (e >> 32 == key) return @truncate(e);
+    /// The child of node u along byte c, or none: a 16-byte vector compare over the sorted
+    /// bytes of u's children (one or two cache lines; the hot part of the trie stays small).
+    inline fn child(t: *const Tables, u: u32, c: u8) u32 {
+        const lo: usize = t.nodes[u].kids;
+        const hi: usize = t.nodes[u + 1].kids;
+        var j = lo;
+        while (j < hi) : (j += 16) {
+            const chunk: @Vector(16, u8) = t.labels[j..][0..16].*;
+            const hits: u16 = @bitCast(chunk == @as(@Vector(16, u8), @splat(c)));
+            if (hits != 0) {
+                const k = j + @ctz(hits);
+                return if (k < hi) @intCast(k) else none;
+            }
         }
-    }
-
-    /// Starts loading the third-byte edge of a walk at `s` (s.len >= 3): overlaps its cache
-    /// miss with the compatibility check of the token that ends where `s` starts.
-    inline fn prefetchWalk(t: *const Tables, s: []const u8) void {
-        const node = t.start2[@as(usize, s[0]) << 8 | s[1]];
-        if (node == none) return;
-        const key = (@as(u64, node) << 8) | s[2];
-        @prefetch(&t.trie[t.edgeSlot(key)], .{});
+        return none;
     }
 
     inline fn filterBits(t: *const Tables, key: u64) struct { usize, u64 } {
@@ -124,14 +123,6 @@ pub const Tables = struct {
     inline fn mayPair(t: *const Tables, a: u32, b: u32) bool {
         const wb = t.filterBits((@as(u64, a) << 20) | b);
         return t.pair_filter[wb[0]] & wb[1] == wb[1];
-    }
-
-    fn putEdge(t: *Tables, node: u32, byte: u8, to: u32) void {
-        const key = (@as(u64, node) << 8) | byte;
-        const mask = t.trie.len - 1;
-        var i = t.edgeSlot(key);
-        while (t.trie[i] != empty) i = (i + 1) & mask;
-        t.trie[i] = (key << 32) | to;
     }
 };
 
@@ -254,16 +245,66 @@ fn computeSplits(v: *const Vocab, t: *Tables, order: []const u32, usable: []bool
     return true;
 }
 
+/// Build-time trie: open addressing over (node << 8 | byte) << 32 | child, where a node that is a
+/// usable token is numbered by its id and other prefixes get numbers from n_ids up. Root edges
+/// are `byte_rank`. `pack` turns it into the breadth-first layout.
+const EdgeTable = struct {
+    slots: []u64,
+    shift: u6,
+    count: usize = 0,
+
+    fn init(gpa: std.mem.Allocator, n_ids: u32) error{OutOfMemory}!EdgeTable {
+        var bits: u6 = 4;
+        while ((@as(usize, 1) << bits) < 4 * @as(usize, n_ids)) bits += 1;
+        const slots = try gpa.alloc(u64, @as(usize, 1) << bits);
+        @memset(slots, empty);
+        return .{ .slots = slots, .shift = @intCast(64 - @as(u7, bits)) };
+    }
+
+    inline fn slot(e: *const EdgeTable, key: u64) usize {
+        return @intCast((key *% 0x9E3779B97F4A7C15) >> e.shift);
+    }
+
+    fn get(e: *const EdgeTable, node: u32, byte: u8) u32 {
+        const key = (@as(u64, node) << 8) | byte;
+        const mask = e.slots.len - 1;
+        var i = e.slot(key);
+        while (true) : (i = (i + 1) & mask) {
+            const x = e.slots[i];
+            if (x == empty) return none;
+            if (x >> 32 == key) return @truncate(x);
+        }
+    }
+
+    fn put(e: *EdgeTable, gpa: std.mem.Allocator, node: u32, byte: u8, to: u32) error{OutOfMemory}!void {
+        if ((e.count + 1) * 2 > e.slots.len) {
+            const old = e.slots;
+            e.slots = try gpa.alloc(u64, old.len * 2);
+            @memset(e.slots, empty);
+            e.shift -= 1;
+            for (old) |x| {
+                if (x != empty) e.insert(x);
+            }
+            gpa.free(old);
+        }
+        e.insert((((@as(u64, node) << 8) | byte) << 32) | to);
+        e.count += 1;
+    }
+
+    fn insert(e: *EdgeTable, x: u64) void {
+        const mask = e.slots.len - 1;
+        var i = e.slot(x >> 32);
+        while (e.slots[i] != empty) i = (i + 1) & mask;
+        e.slots[i] = x;
+    }
+};
+
 /// The trie of every token prefix; shorter[] on the way. False: node numbers ran out.
 fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bool) error{OutOfMemory}!bool {
     const gpa = v.gpa;
     const n_ids = v.n_ids;
-    var bits: u6 = 4;
-    while ((@as(usize, 1) << bits) < 4 * @as(usize, n_ids)) bits += 1;
-    t.trie = try gpa.alloc(u64, @as(usize, 1) << bits);
-    @memset(t.trie, empty);
-    t.trie_shift = @intCast(64 - @as(u7, bits));
-    var edges: usize = 0;
+    var et = try EdgeTable.init(gpa, n_ids);
+    defer gpa.free(et.slots);
     var next_node: u32 = n_ids; // numbers of prefix nodes that are not usable tokens
     for (order) |tid| {
         const tb = v.tokenBytes(tid);
@@ -271,12 +312,12 @@ fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bo
         var node = v.byte_rank[tb[0]];
         var best: u32 = node;
         for (tb[1 .. tb.len - 1]) |c| {
-            var nx = t.child(node, c);
+            var nx = et.get(node, c);
             if (nx == none) {
                 if (next_node >= node_max) return false;
                 nx = next_node;
                 next_node += 1;
-                try addEdge(gpa, t, &edges, node, c, nx);
+                try et.put(gpa, node, c, nx);
             }
             node = nx;
             if (node < n_ids) best = node;
@@ -288,11 +329,12 @@ fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bo
             to = next_node;
             next_node += 1;
         }
-        try addEdge(gpa, t, &edges, node, tb[tb.len - 1], to);
+        try et.put(gpa, node, tb[tb.len - 1], to);
         t.info[tid].shorter = best;
     }
+    try pack(v, t, &et, next_node);
     t.start2 = try gpa.alloc(u32, 1 << 16);
-    for (0..1 << 16) |k| t.start2[k] = t.child(v.byte_rank[k >> 8], @truncate(k));
+    for (0..1 << 16) |k| t.start2[k] = t.child(@intCast(1 + (k >> 8)), @truncate(k));
     t.has3 = try gpa.alloc(u64, 1 << 18);
     @memset(t.has3, 0);
     for (order) |tid| {
@@ -304,25 +346,53 @@ fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bo
     return true;
 }
 
-fn addEdge(gpa: std.mem.Allocator, t: *Tables, edges: *usize, node: u32, byte: u8, to: u32) error{OutOfMemory}!void {
-    if ((edges.* + 1) * 2 > t.trie.len) {
-        // Keep the load factor <= 1/2: the last probe of every walk is a miss.
-        const old = t.trie;
-        const bits: u6 = @intCast(64 - @as(u7, t.trie_shift) + 1);
-        t.trie = try gpa.alloc(u64, @as(usize, 1) << bits);
-        @memset(t.trie, empty);
-        t.trie_shift -= 1;
-        for (old) |e| {
-            if (e == empty) continue;
-            const mask = t.trie.len - 1;
-            var i = t.edgeSlot(e >> 32);
-            while (t.trie[i] != empty) i = (i + 1) & mask;
-            t.trie[i] = e;
-        }
-        gpa.free(old);
+/// Breadth-first renumbering of the build-time trie: node 0 is the root, 1 + b the byte b, then
+/// each node's children in byte order after the previous node's.
+fn pack(v: *const Vocab, t: *Tables, et: *const EdgeTable, n_built: u32) error{OutOfMemory}!void {
+    const gpa = v.gpa;
+    // Edges grouped by parent (counting sort), each group sorted by byte.
+    const gstart = try gpa.alloc(u32, @as(usize, n_built) + 1);
+    defer gpa.free(gstart);
+    @memset(gstart, 0);
+    for (et.slots) |x| {
+        if (x != empty) gstart[@as(usize, @intCast(x >> 40)) + 1] += 1;
     }
-    t.putEdge(node, byte, to);
-    edges.* += 1;
+    for (1..gstart.len) |k| gstart[k] += gstart[k - 1];
+    const kid = try gpa.alloc(u64, et.count); // byte << 32 | built child number
+    defer gpa.free(kid);
+    const fill = try gpa.dupe(u32, gstart[0..n_built]);
+    defer gpa.free(fill);
+    for (et.slots) |x| {
+        if (x == empty) continue;
+        const parent: usize = @intCast(x >> 40);
+        kid[fill[parent]] = (((x >> 32) & 0xFF) << 32) | (x & 0xFFFFFFFF);
+        fill[parent] += 1;
+    }
+    for (0..n_built) |g| std.sort.insertion(u64, kid[gstart[g]..gstart[g + 1]], {}, std.sort.asc(u64));
+    const total = 1 + 256 + et.count;
+    t.nodes = try gpa.alloc(Node, total + 1);
+    t.labels = try gpa.alloc(u8, total + 16);
+    @memset(t.labels, 0);
+    const queue = try gpa.alloc(u32, total); // built numbers in breadth-first order
+    defer gpa.free(queue);
+    t.nodes[0] = .{ .kids = 1, .tok = none };
+    for (0..256) |b| {
+        queue[1 + b] = v.byte_rank[b];
+        t.labels[1 + b] = @intCast(b);
+    }
+    var tail: u32 = 257;
+    var head: u32 = 1;
+    while (head < tail) : (head += 1) {
+        const h = queue[head];
+        t.nodes[head] = .{ .kids = tail, .tok = if (h < v.n_ids) h else none };
+        for (kid[gstart[h]..gstart[h + 1]]) |k| {
+            queue[tail] = @truncate(k);
+            t.labels[tail] = @intCast(k >> 32);
+            tail += 1;
+        }
+    }
+    std.debug.assert(tail == total);
+    t.nodes[total] = .{ .kids = tail, .tok = none };
 }
 
 const SelfMerge = union(enum) { split: u64, not_self, not_monotone };
@@ -369,7 +439,8 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
     if (s.len == 1) return v.byte_rank[s[0]];
     var node = t.start2[@as(usize, s[0]) << 8 | s[1]];
     if (node == none) return v.byte_rank[s[0]];
-    var best = if (node < v.n_ids) node else v.byte_rank[s[0]];
+    var best = t.nodes[node].tok;
+    if (best == none) best = v.byte_rank[s[0]];
     if (s.len == 2) return best;
     const k = @as(usize, s[0]) << 16 | @as(usize, s[1]) << 8 | s[2];
     if ((t.has3[k >> 6] >> @intCast(k & 63)) & 1 == 0) return best;
@@ -378,7 +449,8 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
     while (i < lim) : (i += 1) {
         node = t.child(node, s[i]);
         if (node == none) break;
-        if (node < v.n_ids) best = node;
+        const tok = t.nodes[node].tok;
+        if (tok != none) best = tok;
     }
     return best;
 }
@@ -450,7 +522,6 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, memo:
     while (true) {
         const end = pos + t.info[cand].len;
         const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
-        if (end + 2 < n) t.prefetchWalk(piece[end..]);
         if (!end_dead and (cnt == 0 or memoCompatible(v, t, pairs, memo, memo_shift, out[cnt - 1], cand))) {
             out[cnt] = cand;
             cnt += 1;
