@@ -574,7 +574,7 @@ export fn at_debug_encode_piece(v_in: ?*const Vocab, data: ?[*]const u8, len: us
             if (!v.long.ready()) return -2;
             const dead = gpa.alloc(u64, len / 64 + 1) catch return -3;
             defer gpa.free(dead);
-            const memo = gpa.alloc(u64, 1 << 16) catch return -3;
+            const memo = gpa.alloc(u64, 1 << 12) catch return -3;
             defer gpa.free(memo);
             break :blk encode(v, piece, out[0..cap], dead, memo, VocabPairs{ .v = v }) orelse return -4;
         },
@@ -582,4 +582,207 @@ export fn at_debug_encode_piece(v_in: ?*const Vocab, data: ?[*]const u8, len: us
     };
     n_out.* = @intCast(n);
     return 0;
+}
+
+/// Test hook: checks every token's split and usability against tiktoken's merge loop over its
+/// own bytes. Returns the number of disagreeing tokens, or -1 without long-piece tables.
+export fn at_debug_check_long(v_in: ?*const Vocab) i64 {
+    const v = v_in orelse return -1;
+    if (!v.long.ready()) return -1;
+    return checkSplits(v, std.heap.c_allocator) catch -1;
+}
+
+fn checkSplits(v: *const Vocab, gpa: std.mem.Allocator) error{OutOfMemory}!i64 {
+    const work = try gpa.alloc(u32, 2 * @max(v.max_token_len, 2));
+    defer gpa.free(work);
+    var bad: i64 = 0;
+    var id: u32 = 0;
+    while (id < v.n_ids) : (id += 1) {
+        const tb = v.tokenBytes(id);
+        if (tb.len < 2) continue;
+        const e = v.long.info[id];
+        const got: ?u64 = if (e.left == none) null else (@as(u64, e.left) << 32) | e.right;
+        const want: ?u64 = switch (selfMerge(v, tb, work)) {
+            .split => |sp| sp,
+            .not_self => null,
+            .not_monotone => unreachable, // build would have refused the vocabulary
+        };
+        if (got != want) bad += 1;
+    }
+    return bad;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: the backtracking encoder against the heap merge on trained and hand-made vocabularies.
+
+/// A tiktoken-format vocabulary: the 256 bytes, then `extra` tokens in rank order.
+fn vocabFrom(gpa: std.mem.Allocator, extra: []const []const u8) !*Vocab {
+    var text: std.ArrayList(u8) = .empty;
+    defer text.deinit(gpa);
+    var b64: [512]u8 = undefined;
+    var rank: usize = 0;
+    while (rank < 256) : (rank += 1) {
+        const one = [_]u8{@intCast(rank)};
+        try text.print(gpa, "{s} {d}\n", .{ std.base64.standard.Encoder.encode(&b64, &one), rank });
+    }
+    for (extra) |t| {
+        try text.print(gpa, "{s} {d}\n", .{ std.base64.standard.Encoder.encode(&b64, t), rank });
+        rank += 1;
+    }
+    var bad: u64 = 0;
+    return vocab.loadTiktoken(gpa, .cl100k, text.items, &bad);
+}
+
+/// BPE training on `corpus` (most frequent adjacent pair, first seen on ties), `n_merges`
+/// times: a vocabulary like the real ones (every token made of two earlier ones).
+fn trainedTokens(gpa: std.mem.Allocator, arena: std.mem.Allocator, corpus: []const u8, n_merges: usize) !std.ArrayList([]const u8) {
+    var toks: std.ArrayList([]const u8) = .empty;
+    var seq: std.ArrayList([]const u8) = .empty;
+    defer seq.deinit(gpa);
+    for (corpus, 0..) |_, i| try seq.append(gpa, corpus[i .. i + 1]);
+    var counts: std.StringHashMapUnmanaged(u32) = .empty;
+    defer counts.deinit(gpa);
+    var m: usize = 0;
+    while (m < n_merges and seq.items.len > 1) : (m += 1) {
+        counts.clearRetainingCapacity();
+        var best: []const u8 = "";
+        var best_n: u32 = 0;
+        for (0..seq.items.len - 1) |i| {
+            const a = seq.items[i];
+            const b = seq.items[i + 1];
+            // pieces are slices of the corpus, so adjacent ones join without copying
+            const j = a.ptr[0 .. a.len + b.len];
+            const g = try counts.getOrPut(gpa, j);
+            if (!g.found_existing) g.value_ptr.* = 0;
+            g.value_ptr.* += 1;
+            if (g.value_ptr.* > best_n and !contains(toks.items, j)) {
+                best_n = g.value_ptr.*;
+                best = j;
+            }
+        }
+        if (best_n < 2) break;
+        try toks.append(arena, best);
+        var w: usize = 0;
+        var i: usize = 0;
+        while (i < seq.items.len) : (w += 1) {
+            const a = seq.items[i];
+            if (i + 1 < seq.items.len and std.mem.eql(u8, a.ptr[0 .. a.len + seq.items[i + 1].len], best)) {
+                seq.items[w] = a.ptr[0..best.len];
+                i += 2;
+            } else {
+                seq.items[w] = a;
+                i += 1;
+            }
+        }
+        seq.items.len = w;
+    }
+    return toks;
+}
+
+fn contains(list: []const []const u8, s: []const u8) bool {
+    for (list) |x| if (std.mem.eql(u8, x, s)) return true;
+    return false;
+}
+
+fn expectSameAsHeap(v: *const Vocab, piece: []const u8, scratch: *vocab.Scratch) !void {
+    const gpa = std.testing.allocator;
+    const a = try gpa.alloc(u32, piece.len);
+    defer gpa.free(a);
+    const b = try gpa.alloc(u32, piece.len);
+    defer gpa.free(b);
+    const dead = try gpa.alloc(u64, piece.len / 64 + 1);
+    defer gpa.free(dead);
+    var memo: [64]u64 = undefined;
+    const na = try vocab.mergeHeap(v, piece, a, scratch);
+    const nb = encode(v, piece, b, dead, &memo, VocabPairs{ .v = v }) orelse return error.SearchFailed;
+    try std.testing.expectEqualSlices(u32, a[0..na], b[0..nb]);
+}
+
+/// Random text: runs from a few "words" with noise, so trained tokens get long.
+fn randomText(r: std.Random, buf: []u8, alphabet: []const u8) []u8 {
+    const words = [_][]const u8{ "abcab", "bcd", "aaaa", "dcba", "abab", "cc" };
+    var n: usize = 0;
+    while (n < buf.len) {
+        if (r.boolean()) {
+            const w = words[r.uintLessThan(usize, words.len)];
+            const k = @min(w.len, buf.len - n);
+            @memcpy(buf[n .. n + k], w[0..k]);
+            n += k;
+        } else {
+            buf[n] = alphabet[r.uintLessThan(usize, alphabet.len)];
+            n += 1;
+        }
+    }
+    return buf;
+}
+
+test "backtracking equals the heap merge on trained vocabularies" {
+    const gpa = std.testing.allocator;
+    var arena_state = std.heap.ArenaAllocator.init(gpa);
+    defer arena_state.deinit();
+    const arena = arena_state.allocator();
+    var prng = std.Random.DefaultPrng.init(7);
+    const r = prng.random();
+    var corpus_buf: [3000]u8 = undefined;
+    var piece_buf: [700]u8 = undefined;
+    var scratch = vocab.Scratch.init(gpa);
+    defer scratch.deinit();
+    for (0..4) |round| {
+        const corpus = randomText(r, &corpus_buf, "abcd");
+        const toks = try trainedTokens(gpa, arena, corpus, 40 + 40 * round);
+        const v = try vocabFrom(gpa, toks.items);
+        defer v.deinit();
+        try std.testing.expect(v.long.ready());
+        try std.testing.expectEqual(@as(i64, 0), try checkSplits(v, gpa));
+        for (0..150) |_| {
+            const n = r.intRangeAtMost(usize, 2, piece_buf.len);
+            try expectSameAsHeap(v, randomText(r, piece_buf[0..n], "abcd"), &scratch);
+        }
+    }
+}
+
+test "tokens that do not BPE to themselves are never produced" {
+    const gpa = std.testing.allocator;
+    // "abcd": its own bytes merge "bc" first, and neither "abc" nor "bcd" is a token.
+    const v = try vocabFrom(gpa, &.{ "bc", "ab", "cd", "abcd", "abcdabcd" });
+    defer v.deinit();
+    try std.testing.expect(v.long.ready());
+    try std.testing.expectEqual(@as(i64, 0), try checkSplits(v, gpa));
+    try std.testing.expectEqual(none, v.long.info[256 + 3].left);
+    var scratch = vocab.Scratch.init(gpa);
+    defer scratch.deinit();
+    var prng = std.Random.DefaultPrng.init(3);
+    const r = prng.random();
+    var buf: [300]u8 = undefined;
+    for (0..300) |_| {
+        const n = r.intRangeAtMost(usize, 2, buf.len);
+        for (buf[0..n]) |*c| c.* = "abcd"[r.uintLessThan(usize, 4)];
+        try expectSameAsHeap(v, buf[0..n], &scratch);
+    }
+    try expectSameAsHeap(v, "abcdabcdabcdabcd", &scratch);
+}
+
+test "a vocabulary with a non-monotone token keeps the heap merge" {
+    const gpa = std.testing.allocator;
+    // "abc" (rank 256) is made last from "a" + "bc" (rank 257): ranks go down in its own run.
+    const v = try vocabFrom(gpa, &.{ "abc", "bc" });
+    defer v.deinit();
+    try std.testing.expect(!v.long.ready());
+}
+
+test "ties: equal ranks on both sides of the boundary" {
+    const gpa = std.testing.allocator;
+    const v = try vocabFrom(gpa, &.{ "aa", "aaaa", "ab", "ba", "aab", "baa", "abab" });
+    defer v.deinit();
+    try std.testing.expect(v.long.ready());
+    var scratch = vocab.Scratch.init(gpa);
+    defer scratch.deinit();
+    var prng = std.Random.DefaultPrng.init(11);
+    const r = prng.random();
+    var buf: [400]u8 = undefined;
+    for (0..400) |_| {
+        const n = r.intRangeAtMost(usize, 2, buf.len);
+        for (buf[0..n]) |*c| c.* = "aab"[r.uintLessThan(usize, 3)];
+        try expectSameAsHeap(v, buf[0..n], &scratch);
+    }
 }
