@@ -853,10 +853,10 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
             return 1;
         }
     }
-    if (piece.len <= small_max) return mergeSmall(v, piece, out, scratch.cache);
-    if (v.long.ready()) {
+    if (piece.len >= longpiece.min_len and v.long.ready()) {
         if (try mergeLong(v, piece, out, scratch)) |n| return n;
     }
+    if (piece.len <= small_max) return mergeSmall(v, piece, out, scratch.cache);
     return mergeHeap(v, piece, out, scratch);
 }
 
