@@ -252,94 +252,75 @@ fn computeSplits(v: *const Vocab, t: *Tables, order: []const u32, usable: []bool
     return true;
 }
 
-/// Build-time trie: open addressing over (node << 8 | byte) << 32 | child, where a node that is a
-/// usable token is numbered by its id and other prefixes get numbers from n_ids up. Root edges
-/// are `byte_rank`. `pack` turns it into the breadth-first layout.
-const EdgeTable = struct {
-    slots: []u64,
-    shift: u6,
-    count: usize = 0,
-
-    fn init(gpa: std.mem.Allocator, n_ids: u32) error{OutOfMemory}!EdgeTable {
-        var bits: u6 = 4;
-        while ((@as(usize, 1) << bits) < 4 * @as(usize, n_ids)) bits += 1;
-        const slots = try gpa.alloc(u64, @as(usize, 1) << bits);
-        @memset(slots, empty);
-        return .{ .slots = slots, .shift = @intCast(64 - @as(u7, bits)) };
-    }
-
-    inline fn slot(e: *const EdgeTable, key: u64) usize {
-        return @intCast((key *% 0x9E3779B97F4A7C15) >> e.shift);
-    }
-
-    fn get(e: *const EdgeTable, node: u32, byte: u8) u32 {
-        const key = (@as(u64, node) << 8) | byte;
-        const mask = e.slots.len - 1;
-        var i = e.slot(key);
-        while (true) : (i = (i + 1) & mask) {
-            const x = e.slots[i];
-            if (x == empty) return none;
-            if (x >> 32 == key) return @truncate(x);
-        }
-    }
-
-    fn put(e: *EdgeTable, gpa: std.mem.Allocator, node: u32, byte: u8, to: u32) error{OutOfMemory}!void {
-        if ((e.count + 1) * 2 > e.slots.len) {
-            const old = e.slots;
-            e.slots = try gpa.alloc(u64, old.len * 2);
-            @memset(e.slots, empty);
-            e.shift -= 1;
-            for (old) |x| {
-                if (x != empty) e.insert(x);
-            }
-            gpa.free(old);
-        }
-        e.insert((((@as(u64, node) << 8) | byte) << 32) | to);
-        e.count += 1;
-    }
-
-    fn insert(e: *EdgeTable, x: u64) void {
-        const mask = e.slots.len - 1;
-        var i = e.slot(x >> 32);
-        while (e.slots[i] != empty) i = (i + 1) & mask;
-        e.slots[i] = x;
-    }
-};
-
-/// The trie of every token prefix; shorter[] on the way. False: node numbers ran out.
+/// The trie of every token prefix, breadth-first (see Node), built from the tokens in
+/// lexicographic order: each token adds the nodes below its common prefix with the one before
+/// it, and every depth's nodes come out in prefix order, which is breadth-first order within
+/// the depth. shorter[] on the way. False: too many nodes for u32 numbers.
 fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bool) error{OutOfMemory}!bool {
     const gpa = v.gpa;
-    const n_ids = v.n_ids;
-    var et = try EdgeTable.init(gpa, n_ids);
-    defer gpa.free(et.slots);
-    var next_node: u32 = n_ids; // numbers of prefix nodes that are not usable tokens
-    for (order) |tid| {
-        const tb = v.tokenBytes(tid);
-        if (tb.len < 2) continue;
-        var node = v.byte_rank[tb[0]];
-        var best: u32 = node;
-        for (tb[1 .. tb.len - 1]) |c| {
-            var nx = et.get(node, c);
-            if (nx == none) {
-                if (next_node >= node_max) return false;
-                nx = next_node;
-                next_node += 1;
-                try et.put(gpa, node, c, nx);
-            }
-            node = nx;
-            if (node < n_ids) best = node;
-        }
-        // Same-length tokens differ, shorter ones never reach this depth: the last edge is new.
-        var to = tid;
-        if (!usable[tid]) {
-            if (next_node >= node_max) return false;
-            to = next_node;
-            next_node += 1;
-        }
-        try et.put(gpa, node, tb[tb.len - 1], to);
-        t.info[tid].shorter = best;
+    const lex = try lexOrder(v, order);
+    defer gpa.free(lex);
+    const max_len = v.max_token_len;
+    // Pass 1: common prefix with the previous token, and how many nodes each depth has.
+    const lcps = try gpa.alloc(u16, lex.len);
+    defer gpa.free(lcps);
+    const base = try gpa.alloc(u64, max_len + 2); // first node number of each depth
+    defer gpa.free(base);
+    @memset(base, 0);
+    var prev: []const u8 = "";
+    for (lex, lcps) |id, *l| {
+        const tb = v.tokenBytes(id);
+        l.* = @intCast(commonPrefix(prev, tb));
+        // new nodes at depths l+1 .. len (counted as a difference array, summed below)
+        base[@as(usize, l.*) + 1] +%= 1;
+        base[tb.len + 1] -%= 1;
+        prev = tb;
     }
-    try pack(v, t, &et, next_node);
+    var per_depth: u64 = 0;
+    var next: u64 = 1; // node 0 is the root
+    for (1..max_len + 1) |d| {
+        per_depth +%= base[d];
+        base[d] = next;
+        next += per_depth;
+    }
+    base[max_len + 1] = next;
+    if (next >= std.math.maxInt(u32)) return false;
+    const total: u32 = @intCast(next);
+    t.nodes = try gpa.alloc(Node, @as(usize, total) + 1);
+    t.labels = try gpa.alloc(u8, @as(usize, total) + 16);
+    @memset(t.labels, 0);
+    @memset(t.nodes, .{ .kids = 0, .tok = none }); // kids counts children until the last loop
+    // Pass 2: number the nodes (each depth in order) and count every node's children.
+    const path = try gpa.alloc(u32, max_len + 1);
+    defer gpa.free(path);
+    const best = try gpa.alloc(u32, max_len + 1); // longest usable token on the path so far
+    defer gpa.free(best);
+    path[0] = 0;
+    best[0] = none;
+    for (lex, lcps) |id, l| {
+        const tb = v.tokenBytes(id);
+        for (@as(usize, l) + 1..tb.len + 1) |d| {
+            const u: u32 = @intCast(base[d]);
+            base[d] += 1;
+            path[d] = u;
+            t.labels[u] = tb[d - 1];
+            t.nodes[path[d - 1]].kids += 1;
+            best[d] = best[d - 1];
+        }
+        t.info[id].shorter = best[tb.len - 1];
+        if (usable[id]) {
+            t.nodes[path[tb.len]].tok = id;
+            best[tb.len] = id;
+        }
+    }
+    // Children counts -> first child numbers (breadth-first: the running sum).
+    var acc: u32 = 1;
+    for (t.nodes[0..total]) |*nd| {
+        const c = nd.kids;
+        nd.kids = acc;
+        acc += c;
+    }
+    t.nodes[total] = .{ .kids = acc, .tok = none };
     t.start2 = try gpa.alloc(u32, 1 << 16);
     for (0..1 << 16) |k| t.start2[k] = t.child(@intCast(1 + (k >> 8)), @truncate(k));
     t.has3 = try gpa.alloc(u64, 1 << 18);
@@ -353,53 +334,65 @@ fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bo
     return true;
 }
 
-/// Breadth-first renumbering of the build-time trie: node 0 is the root, 1 + b the byte b, then
-/// each node's children in byte order after the previous node's.
-fn pack(v: *const Vocab, t: *Tables, et: *const EdgeTable, n_built: u32) error{OutOfMemory}!void {
+fn commonPrefix(a: []const u8, b: []const u8) usize {
+    const n = @min(a.len, b.len);
+    var i: usize = 0;
+    while (i < n and a[i] == b[i]) i += 1;
+    return i;
+}
+
+/// Ids of all tokens (not unused ids) in byte-lexicographic order, a prefix before its
+/// extensions: LSD radix sort on the first 8 bytes (big-endian, zero-padded), then each run of
+/// equal keys (tokens sharing 8 bytes, such as runs of spaces) by full comparison.
+fn lexOrder(v: *const Vocab, order: []const u32) error{OutOfMemory}![]u32 {
     const gpa = v.gpa;
-    // Edges grouped by parent (counting sort), each group sorted by byte.
-    const gstart = try gpa.alloc(u32, @as(usize, n_built) + 1);
-    defer gpa.free(gstart);
-    @memset(gstart, 0);
-    for (et.slots) |x| {
-        if (x != empty) gstart[@as(usize, @intCast(x >> 40)) + 1] += 1;
+    var first: usize = 0; // `order` is by length: unused ids (length 0) first
+    while (first < order.len and v.tokenBytes(order[first]).len == 0) first += 1;
+    const n = order.len - first;
+    const keys = try gpa.alloc(u64, 2 * n);
+    defer gpa.free(keys);
+    const ids = try gpa.alloc(u32, 2 * n);
+    defer gpa.free(ids);
+    for (order[first..], keys[0..n], ids[0..n]) |id, *k, *i| {
+        const tb = v.tokenBytes(id);
+        var buf: [8]u8 = @splat(0);
+        const m = @min(tb.len, 8);
+        @memcpy(buf[0..m], tb[0..m]);
+        k.* = std.mem.readInt(u64, &buf, .big);
+        i.* = id;
     }
-    for (1..gstart.len) |k| gstart[k] += gstart[k - 1];
-    const kid = try gpa.alloc(u64, et.count); // byte << 32 | built child number
-    defer gpa.free(kid);
-    const fill = try gpa.dupe(u32, gstart[0..n_built]);
-    defer gpa.free(fill);
-    for (et.slots) |x| {
-        if (x == empty) continue;
-        const parent: usize = @intCast(x >> 40);
-        kid[fill[parent]] = (((x >> 32) & 0xFF) << 32) | (x & 0xFFFFFFFF);
-        fill[parent] += 1;
-    }
-    for (0..n_built) |g| std.sort.insertion(u64, kid[gstart[g]..gstart[g + 1]], {}, std.sort.asc(u64));
-    const total = 1 + 256 + et.count;
-    t.nodes = try gpa.alloc(Node, total + 1);
-    t.labels = try gpa.alloc(u8, total + 16);
-    @memset(t.labels, 0);
-    const queue = try gpa.alloc(u32, total); // built numbers in breadth-first order
-    defer gpa.free(queue);
-    t.nodes[0] = .{ .kids = 1, .tok = none };
-    for (0..256) |b| {
-        queue[1 + b] = v.byte_rank[b];
-        t.labels[1 + b] = @intCast(b);
-    }
-    var tail: u32 = 257;
-    var head: u32 = 1;
-    while (head < tail) : (head += 1) {
-        const h = queue[head];
-        t.nodes[head] = .{ .kids = tail, .tok = if (h < v.n_ids) h else none };
-        for (kid[gstart[h]..gstart[h + 1]]) |k| {
-            queue[tail] = @truncate(k);
-            t.labels[tail] = @intCast(k >> 32);
-            tail += 1;
+    var src: usize = 0; // halves of keys/ids: src and 1 - src
+    for (0..8) |pass| {
+        const shift: u6 = @intCast(pass * 8);
+        const sk = keys[src * n ..][0..n];
+        const si = ids[src * n ..][0..n];
+        const dk = keys[(1 - src) * n ..][0..n];
+        const di = ids[(1 - src) * n ..][0..n];
+        var count: [257]u32 = @splat(0);
+        for (sk) |k| count[@as(usize, @intCast((k >> shift) & 0xFF)) + 1] += 1;
+        for (1..257) |b| count[b] += count[b - 1];
+        for (sk, si) |k, id| {
+            const b: usize = @intCast((k >> shift) & 0xFF);
+            dk[count[b]] = k;
+            di[count[b]] = id;
+            count[b] += 1;
         }
+        src = 1 - src;
     }
-    std.debug.assert(tail == total);
-    t.nodes[total] = .{ .kids = tail, .tok = none };
+    const sk = keys[src * n ..][0..n];
+    const si = ids[src * n ..][0..n];
+    var i: usize = 0;
+    while (i < n) {
+        var j = i + 1;
+        while (j < n and sk[j] == sk[i]) j += 1;
+        if (j - i > 1) std.sort.pdq(u32, si[i..j], v, lessBytes);
+        i = j;
+    }
+    return gpa.dupe(u32, si);
+}
+
+fn lessBytes(v: *const Vocab, a: u32, b: u32) bool {
+    return std.mem.lessThan(u8, v.tokenBytes(a), v.tokenBytes(b));
 }
 
 const SelfMerge = union(enum) { split: u64, not_self, not_monotone };
