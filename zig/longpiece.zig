@@ -223,33 +223,44 @@ fn computeSplits(v: *const Vocab, t: *Tables, order: []const u32, usable: []bool
         fill[id] += 1;
     }
     @memset(usable, false);
-    const pairs = VocabPairs{ .v = v };
     for (order) |id| {
         const tb = v.tokenBytes(id);
         if (tb.len <= 1) {
             usable[id] = tb.len == 1 and v.byte_rank[tb[0]] == id;
             continue;
         }
-        for (cand[cstart[id]..cstart[id + 1]]) |k| {
-            const a: u32 = @intCast(k >> 20);
-            const b: u32 = @intCast(k & 0xFFFFF);
-            if (!usable[a] or !usable[b]) continue;
-            const ia = &t.info[a];
-            const ib = &t.info[b];
-            // (The first state is the top one when both are single bytes: not checked here.)
-            const bytes = ia.left == none and ib.left == none;
-            if (!bytes and (!firstStateHolds(v, t, a, b) or !descend(t, pairs, a, b))) continue;
-            if (id < (if (ia.left == none) 0 else a) or id < (if (ib.left == none) 0 else b)) return false;
-            usable[id] = true;
-            const e = &t.info[id];
-            e.left = a;
-            e.right = b;
-            e.low_left = if (ia.left == none) id else ia.low_left;
-            e.low_right = if (ib.left == none) id else ib.low_right;
-            break;
-        }
+        // Parts of lower rank first: the split of a monotone token is one of them (usually
+        // the only one), so most tokens need one check.
+        const cs = cand[cstart[id]..cstart[id + 1]];
+        const found = findSplit(v, t, usable, id, cs, true) orelse findSplit(v, t, usable, id, cs, false);
+        const k = found orelse continue;
+        const a: u32 = @intCast(k >> 20);
+        const b: u32 = @intCast(k & 0xFFFFF);
+        const ia = &t.info[a];
+        const ib = &t.info[b];
+        if (id < (if (ia.left == none) 0 else a) or id < (if (ib.left == none) 0 else b)) return false;
+        usable[id] = true;
+        const e = &t.info[id];
+        e.left = a;
+        e.right = b;
+        e.low_left = if (ia.left == none) id else ia.low_left;
+        e.low_right = if (ib.left == none) id else ib.low_right;
     }
     return true;
+}
+
+/// The candidate (left << 20 | right) of token `id` whose parts are usable and compatible below
+/// the top pair, among those with both parts below `id` (`low`) or the others.
+fn findSplit(v: *const Vocab, t: *const Tables, usable: []const bool, id: u32, cs: []const u64, low: bool) ?u64 {
+    for (cs) |k| {
+        const a: u32 = @intCast(k >> 20);
+        const b: u32 = @intCast(k & 0xFFFFF);
+        if ((a < id and b < id) != low or !usable[a] or !usable[b]) continue;
+        // (The first state is the top one when both are single bytes: not checked here.)
+        const bytes = t.info[a].left == none and t.info[b].left == none;
+        if (bytes or (firstStateHolds(v, t, a, b) and descend(t, VocabPairs{ .v = v }, a, b))) return k;
+    }
+    return null;
 }
 
 /// The trie of every token prefix, breadth-first (see Node), built from the tokens in
