@@ -510,10 +510,12 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
 
 /// compatible() through a direct-mapped table of answers: entry = (a << 20 | b) << 1 | answer.
 inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32) bool {
+    // The first state (cheap, and where most failures show) before the table.
+    if (!firstStateHolds(v, t, a, b)) return false;
     const key = (@as(u64, a) << 20) | b;
     const slot = &memo[@intCast((key *% 0x9E3779B97F4A7C15) >> shift)];
     if (slot.* >> 1 == key) return slot.* & 1 != 0;
-    const ok = compatible(v, t, pairs, a, b);
+    const ok = (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
     slot.* = (key << 1) | @intFromBool(ok);
     return ok;
 }
