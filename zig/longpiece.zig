@@ -446,12 +446,12 @@ fn selfMerge(v: *const Vocab, tb: []const u8, work: []u32) SelfMerge {
 
 
 /// The longest usable token that is a prefix of `s` (never none: every byte is a token).
-inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
-    if (s.len == 1) return v.byte_rank[s[0]];
+inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) Match {
+    const byte: Match = .{ .tok = v.byte_rank[s[0]], .len = 1 };
+    if (s.len == 1) return byte;
     var node = t.start2[@as(usize, s[0]) << 8 | s[1]];
-    if (node == none) return v.byte_rank[s[0]];
-    var best = t.nodes[node].tok;
-    if (best == none) best = v.byte_rank[s[0]];
+    if (node == none) return byte;
+    var best: Match = if (t.nodes[node].tok != none) .{ .tok = t.nodes[node].tok, .len = 2 } else byte;
     if (s.len == 2) return best;
     const k = @as(usize, s[0]) << 16 | @as(usize, s[1]) << 8 | s[2];
     if ((t.has3[k >> 6] >> @intCast(k & 63)) & 1 == 0) return best;
@@ -461,10 +461,13 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) u32 {
         node = t.child(node, s[i]);
         if (node == none) break;
         const tok = t.nodes[node].tok;
-        if (tok != none) best = tok;
+        if (tok != none) best = .{ .tok = tok, .len = i + 1 };
     }
     return best;
 }
+
+/// A token and its length (the walk knows it: no record load before the next position).
+const Match = struct { tok: u32, len: usize };
 
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment).
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
@@ -531,21 +534,26 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, memo:
     const memo_shift: u6 = @intCast(@as(u7, 64) - std.math.log2_int(usize, memo.len));
     var cnt: usize = 0;
     var pos: usize = 0;
-    var cand = longestPrefix(v, t, piece);
+    var first = longestPrefix(v, t, piece);
+    var cand = first.tok;
+    var cand_len = first.len;
     while (true) {
-        const end = pos + t.info[cand].len;
+        const end = pos + cand_len;
         const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
         if (!end_dead and (cnt == 0 or memoCompatible(v, t, pairs, memo, memo_shift, out[cnt - 1], cand))) {
             out[cnt] = cand;
             cnt += 1;
             pos = end;
             if (pos == n) return cnt;
-            cand = longestPrefix(v, t, piece[pos..]);
+            first = longestPrefix(v, t, piece[pos..]);
+            cand = first.tok;
+            cand_len = first.len;
             continue;
         }
         const s = t.info[cand].shorter;
         if (s != none) {
             cand = s;
+            cand_len = t.info[s].len;
             continue;
         }
         // No token fits at pos: a dead end. Retry the previous token's shorter prefixes (it
@@ -554,7 +562,8 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, memo:
         if (cnt == 0) return null;
         cnt -= 1;
         cand = out[cnt];
-        pos -= t.info[cand].len;
+        cand_len = t.info[cand].len;
+        pos -= cand_len;
     }
 }
 
