@@ -515,6 +515,7 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
 inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32) bool {
     // The first state (cheap, and where most failures show) before the table.
     if (!firstStateHolds(v, t, a, b)) return false;
+    if (t.info[a].len + t.info[b].len < 8) return (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
     const key = (@as(u64, a) << 20) | b;
     const slot = &memo[@intCast((key *% 0x9E3779B97F4A7C15) >> shift)];
     if (slot.* >> 1 == key) return slot.* & 1 != 0;
