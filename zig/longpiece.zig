@@ -452,6 +452,7 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) Match 
     var node = t.start2[@as(usize, s[0]) << 8 | s[1]];
     if (node == none) return byte;
     var best: Match = if (t.nodes[node].tok != none) .{ .tok = t.nodes[node].tok, .len = 2 } else byte;
+    @prefetch(&t.info[best.tok], .{});
     if (s.len == 2) return best;
     const k = @as(usize, s[0]) << 16 | @as(usize, s[1]) << 8 | s[2];
     if ((t.has3[k >> 6] >> @intCast(k & 63)) & 1 == 0) return best;
@@ -461,7 +462,10 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) Match 
         node = t.child(node, s[i]);
         if (node == none) break;
         const tok = t.nodes[node].tok;
-        if (tok != none) best = .{ .tok = tok, .len = i + 1 };
+        if (tok != none) {
+            best = .{ .tok = tok, .len = i + 1 };
+            @prefetch(&t.info[tok], .{}); // overlaps the walk's last (failing) step
+        }
     }
     return best;
 }
