@@ -14,7 +14,7 @@
 //! token that starts there at most once: O(n * tokens per position * check cost).
 //!
 //! Compatibility without running BPE: each token's own BPE run ends with one merge (left, right)
-//! (`split`). Walking the two split trees down their facing spines replays, newest first, the
+//! (its split). Walking the two split trees down their facing spines replays, newest first, the
 //! states the boundary went through; the boundary pair (x, y) merges first iff its rank is below
 //! the rank of the merge that ended that state: the one that made x's parent (ties go to that
 //! merge: it sits to the left) or y's parent (ties go to the boundary pair). The newer of the two
@@ -23,15 +23,61 @@
 //! interleaving, and the last merge of a state's window is its largest). Load checks that every
 //! token is monotone; a vocabulary with a non-monotone token keeps the heap merge. Tokens whose
 //! own bytes do not BPE to themselves never occur inside a merge run, so they are left out of
-//! the prefix search (cl100k_base and o200k_base have neither kind).
+//! the prefix search (cl100k_base and o200k_base have neither kind). The first state (the two
+//! bytes at the boundary, ended by the lower of the two lowest spine merges) is checked first,
+//! from the 64K byte-pair table: most failing checks fail there.
 //!
-//! Tables (per vocabulary, built at load): `split` (8 B per id), `shorter` (4 B per id: longest
-//! usable token that is a proper prefix), and a byte trie of every token prefix as an
-//! open-addressing table of (node << 8 | byte) -> child, where a node that is a usable token has
-//! that token's id as its number (so a walk needs no second lookup). Per call: one bit per
-//! position (dead ends); the token stack is the caller's output buffer.
+//! Tables (per vocabulary, built at load by `build`; empty = the heap merge is used):
+//! - `info`: one 24-byte record per id (split, next shorter usable prefix, length, edge bytes,
+//!   lowest spine merges). Splits come from the pair table's candidates for each token,
+//!   shortest tokens first (the one candidate compatible below the top pair), checked against a
+//!   merge run per token by `at_debug_check_long` in the tests.
+//! - the trie of every token prefix, breadth-first (8 B per node + 1 label byte), built from the
+//!   tokens in lexicographic order; `start2` (the node of every 2-byte prefix) and `has3` (a bit
+//!   per 3-byte prefix) answer the first two steps of every walk from L1/L2.
+//! - `pair_filter`: a 512 KB blocked Bloom filter of the pair table's keys.
+//! Memory: cl100k_base 7.1 MB, o200k_base 11.4 MB (the vocabulary's other tables: ~7.4 and
+//! ~14.5 MB). Load (at_vocab_load_tiktoken alone, median of interleaved runs): cl100k_base
+//! 37 -> 55 ms, o200k_base 90 -> 130 ms.
+//! Per call (Scratch): one dead-end bit per position and a 4K-entry answer table; the token
+//! stack is the caller's output buffer. Worst case O(n * tokens per position * check depth);
+//! 10 MB of one letter takes ~10x the time of 1 MB (tested).
 //!
-//! Performance notes: see the block in vocab.zig's header ("Long pieces").
+//! Performance notes. 1 thread, this 2-core machine shared with other work, so every figure is
+//! an A/B ratio from one process that alternates two builds of the library, on 1 MB pieces
+//! (random letters, random CJK, others as named), cl100k / o200k:
+//! - Before (binary heap of (rank, pos) + linked list, vocab.mergeHeap): 'a' 115/118 ms,
+//!   spaces 145/146, newlines 152/145, random letters 203/218, CJK 61/89, "ab"* 87/122.
+//! - First backtracking version (hashed trie of (node, byte) edges, split table, dead-end
+//!   bits): 'a' 6/7, spaces 5.5/5.4, newlines 4/4, random letters 53/65, CJK 23/29. Exact.
+//! - One 16-byte record per token instead of three arrays, plus start2: random 0.88x, CJK
+//!   0.73-0.82x.
+//! - The Bloom filter in front of pair lookups (most lookups of a check are misses): random
+//!   0.57x, CJK 0.47x ("ab"* 1.3x: its pairs exist, so they pay the filter too).
+//! - An answer table per call (4K entries): "ab"* 0.55x, 'a' 0.73x, random/CJK +-5%; 64K entries
+//!   no better, 16K 1.07-1.14x slower; later used only for pairs of 8+ bytes (short pairs have
+//!   short descents): random 0.93-0.95x, CJK 0.8-0.9x, "abab" 1.2-1.3x (still ~70 MB/s).
+//! - First state checked first, from the byte-pair table: random 0.87-0.90x.
+//! - has3: random 0.82-0.87x, CJK 0.69-0.78x (most walks over random text end at byte 3).
+//! - Breadth-first packed trie (children contiguous, a 16-byte vector compare of their labels)
+//!   instead of the hashed edge table: random 0.77x, CJK 0.86x, half the memory.
+//! - The walk returns the token's length, and prefetches each token's record: 2-8%, 'a' 0.55x.
+//! - Did not pay: prefetching the next walk's third-byte edge during the check (+-0); running
+//!   the next walk before the check so their misses overlap (1.4x slower: the walks of failed
+//!   candidates are wasted); 16-slot edge windows per node in the hashed trie (+-0 / 0.91x,
+//!   superseded); switching the answer table off when its hit rate is low (+-4%, "ab"* 1.27x);
+//!   carrying the first-state fields of every token on the walk's path in 16-byte trie nodes
+//!   (+-2% random, CJK 1.07-1.12x: bigger nodes); a has3 check before the Bloom filter inside
+//!   the descent (+-3%); a Bloom filter of 4-byte prefixes to end walks (+-0); the thread's pair
+//!   cache first and the Bloom filter only on its misses (1.2-1.6x slower); prefetching the
+//!   next shorter candidate's record (+-0).
+//! - Load: splits by a merge run per token cost 45 ms on o200k; from pair-table candidates,
+//!   ~22 ms. The trie through a hash table and a breadth-first renumbering cost ~30-38 ms on
+//!   o200k; from the lexicographic order, ~14 ms.
+//! - Threshold (`min_len`): measured against the scan merge, uncached, below.
+//! - Where random letters still go (perf, o200k): Bloom filter and pair-table misses ~20%,
+//!   record loads of candidates ~10%, the walk ~20%, the rest control flow whose branches
+//!   (keep / shorter / back up) are random on random text.
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;
@@ -332,6 +378,13 @@ fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bo
         acc += c;
     }
     t.nodes[total] = .{ .kids = acc, .tok = none };
+    try buildStarts(v, t, order);
+    return true;
+}
+
+/// start2 and has3, from the trie and the tokens.
+fn buildStarts(v: *const Vocab, t: *Tables, order: []const u32) error{OutOfMemory}!void {
+    const gpa = v.gpa;
     t.start2 = try gpa.alloc(u32, 1 << 16);
     for (0..1 << 16) |k| t.start2[k] = t.child(@intCast(1 + (k >> 8)), @truncate(k));
     t.has3 = try gpa.alloc(u64, 1 << 18);
@@ -342,7 +395,6 @@ fn buildTrie(v: *const Vocab, t: *Tables, order: []const u32, usable: []const bo
         const k = @as(usize, tb[0]) << 16 | @as(usize, tb[1]) << 8 | tb[2];
         t.has3[k >> 6] |= @as(u64, 1) << @intCast(k & 63);
     }
-    return true;
 }
 
 fn commonPrefix(a: []const u8, b: []const u8) usize {
@@ -473,11 +525,11 @@ inline fn longestPrefix(v: *const Vocab, t: *const Tables, s: []const u8) Match 
 /// A token and its length (the walk knows it: no record load before the next position).
 const Match = struct { tok: u32, len: usize };
 
-/// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment).
+/// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment),
+/// past the first state (`firstStateHolds`): the top pair, then the states between.
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
-inline fn compatible(v: *const Vocab, t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
-    return firstStateHolds(v, t, a, b) and (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and
-        descend(t, pairs, a, b);
+inline fn restHolds(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
+    return (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
 }
 
 /// The first state, the boundary's two bytes, checked first from the byte-pair table: it ends
@@ -515,19 +567,18 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
     }
 }
 
-/// compatible() through a direct-mapped table of answers: entry = (a << 20 | b) << 1 | answer.
+/// Whether a and b are compatible: the first state, then the rest through a direct-mapped table
+/// of answers (entry = (a << 20 | b) << 1 | answer) for pairs of long tokens.
 inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32) bool {
     // The first state (cheap, and where most failures show) before the table.
     if (!firstStateHolds(v, t, a, b)) return false;
     // Short tokens have short descents, cheaper than the table, which only pays when pairs
     // repeat (random letters 0.93-0.95x, CJK 0.8-0.9x without it; "abab..." 1.2-1.3x).
-    if (t.info[a].len + t.info[b].len < memo_min_len) {
-        return (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
-    }
+    if (t.info[a].len + t.info[b].len < memo_min_len) return restHolds(t, pairs, a, b);
     const key = (@as(u64, a) << 20) | b;
     const slot = &memo[@intCast((key *% 0x9E3779B97F4A7C15) >> shift)];
     if (slot.* >> 1 == key) return slot.* & 1 != 0;
-    const ok = (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
+    const ok = restHolds(t, pairs, a, b);
     slot.* = (key << 1) | @intFromBool(ok);
     return ok;
 }

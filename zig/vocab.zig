@@ -7,9 +7,11 @@
 //! Merge rule (tiktoken `_byte_pair_merge`): start from single bytes; repeatedly merge the adjacent
 //! pair whose concatenation has the lowest rank, the leftmost one on ties; stop when no adjacent
 //! pair is a token. Short pieces use tiktoken's O(n^2) scan over a small stack array (fast for the
-//! common case); long pieces use a binary heap of (rank, start) plus a linked list, O(n log n),
-//! which yields the same merges because the pair order (rank, then start offset) is a total order
-//! that the scan also follows.
+//! common case). Pieces of `longpiece.min_len` bytes and more, with a tiktoken vocabulary, take
+//! longpiece.zig's backtracking encoder (linear; its file has its own performance notes). The
+//! rest (merge-list vocabularies, long pieces) use a binary heap of (rank, start) plus a linked
+//! list, O(n log n), which yields the same merges because the pair order (rank, then start
+//! offset) is a total order that the scan also follows.
 //!
 //! Performance notes (1 thread, cl100k_base, count_tokens_arrow over Arrow columns; this 2-core
 //! machine is noisy, so each figure is an A/B pair measured in one run):
@@ -31,9 +33,10 @@
 //!   that miss both piece caches are bound by pair-table cache misses (perf: the loads after
 //!   each probe), so keeping a script's common pairs in L2 is what pays.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
-//!   the scan is not the bottleneck, the probes are); reverted. Not done: a radix/bucket queue
-//!   for very long pieces (the binary heap makes 1 MB of one letter ~11x slower than 1 MB of
-//!   English; the issue's target is 3x).
+//!   the scan is not the bottleneck, the probes are); reverted.
+//! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
+//!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3x (notes
+//!   there). A radix/bucket queue for the heap was not tried.
 const std = @import("std");
 const pretok = @import("pretok.zig");
 const longpiece = @import("longpiece.zig");
