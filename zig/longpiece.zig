@@ -92,8 +92,6 @@ pub const min_len = 33;
 
 const none: u32 = std.math.maxInt(u32);
 const empty: u64 = std.math.maxInt(u64);
-/// Trie node numbers must leave the all-ones key free for `empty`.
-const node_max: u32 = (1 << 24) - 2;
 
 /// What the encoder needs of one token, in one 24-byte record (one cache miss per token).
 pub const Info = extern struct {
@@ -185,7 +183,7 @@ pub const Tables = struct {
 pub fn build(v: *Vocab) error{OutOfMemory}!void {
     const gpa = v.gpa;
     const n_ids = v.n_ids;
-    if (v.pair_slots.len == 0 or v.merge_result.len != 0 or n_ids >= node_max) return;
+    if (v.pair_slots.len == 0 or v.merge_result.len != 0) return;
     if (v.max_token_len > std.math.maxInt(u16)) return;
     var t: Tables = .{};
     errdefer t.deinit(gpa);
