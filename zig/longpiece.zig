@@ -583,48 +583,222 @@ inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo
 
 const memo_min_len = 8;
 
-/// BPE of `piece` into `out` (room for piece.len tokens); `dead` holds piece.len / 64 + 1 words.
+/// BPE of `piece` into `out` (room for piece.len tokens); `bits` holds 2 * (piece.len / 64 + 1)
+/// words, `memo` a power of two >= 4.
 /// Returns the token count, or null if the search failed (impossible for a vocabulary that
 /// passed `build`; the caller then uses the heap merge).
-pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, dead: []u64, memo: []u64, pairs: anytype) ?usize {
-    const t = &v.long;
+pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, bits: []u64, memo: []u64, pairs: anytype) ?usize {
     const n = piece.len;
-    @memset(dead[0 .. n / 64 + 1], 0);
+    // bits: dead ends in the first half; in the second, the start of each stacked token that
+    // was a preferred guess (backing up over it must try the walk's candidates, longest first).
+    const words = n / 64 + 1;
+    @memset(bits[0 .. 2 * words], 0);
     @memset(memo, empty);
-    const memo_shift: u6 = @intCast(@as(u7, 64) - std.math.log2_int(usize, memo.len));
-    var cnt: usize = 0;
-    var pos: usize = 0;
-    var first = longestPrefix(v, t, piece);
-    var cand = first.tok;
-    var cand_len = first.len;
+    // memo: answers in the first half, the preferred next token (see `run`) in the second.
+    const half = memo.len / 2;
+    var sr: Search(@TypeOf(pairs)) = .{
+        .v = v,
+        .t = &v.long,
+        .pairs = pairs,
+        .piece = piece,
+        .out = out,
+        .dead = bits[0..words],
+        .guess = bits[words .. 2 * words],
+        .answers = memo[0..half],
+        .prefs = memo[half..],
+        .shift = @intCast(@as(u7, 64) - std.math.log2_int(usize, half)),
+    };
+    const first = longestPrefix(v, sr.t, piece);
+    sr.cand = first.tok;
+    sr.cand_len = first.len;
+    // Two copies of the loop: without guesses (no cost on text that rarely backs up) and with.
     while (true) {
-        const end = pos + cand_len;
-        const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
-        if (!end_dead and (cnt == 0 or memoCompatible(v, t, pairs, memo, memo_shift, out[cnt - 1], cand))) {
-            out[cnt] = cand;
-            cnt += 1;
-            pos = end;
-            if (pos == n) return cnt;
-            first = longestPrefix(v, t, piece[pos..]);
-            cand = first.tok;
-            cand_len = first.len;
-            continue;
+        switch (if (sr.mode.on) sr.run(true) else sr.run(false)) {
+            .done => return sr.cnt,
+            .failed => return null,
+            .switched => {},
         }
-        const s = t.info[cand].shorter;
-        if (s != none) {
-            cand = s;
-            cand_len = t.info[s].len;
-            continue;
-        }
-        // No token fits at pos: a dead end. Retry the previous token's shorter prefixes (it
-        // ends here, so the loop's dead check sends it straight to them).
-        dead[pos >> 6] |= @as(u64, 1) << @intCast(pos & 63);
-        if (cnt == 0) return null;
-        cnt -= 1;
-        cand = out[cnt];
-        cand_len = t.info[cand].len;
-        pos -= cand_len;
     }
+}
+
+fn Search(comptime Pairs: type) type {
+    return struct {
+        v: *const Vocab,
+        t: *const Tables,
+        pairs: Pairs,
+        piece: []const u8,
+        out: []u32,
+        dead: []u64,
+        guess: []u64,
+        answers: []u64,
+        prefs: []u64,
+        shift: u6,
+        cnt: usize = 0,
+        pos: usize = 0,
+        cand: u32 = 0,
+        cand_len: usize = 0,
+        walk_pending: bool = false, // cand is a guess; the walk's candidates come after it
+        mode: GuessMode = .{},
+
+        const Self = @This();
+
+        /// The search loop (see the file comment), until done, failed, or the guess mode flips.
+        fn run(sr: *Self, comptime guessing: bool) enum { done, failed, switched } {
+            // Everything in locals: stores to `out` could alias the struct otherwise.
+            const v = sr.v;
+            const t = sr.t;
+            const pairs = sr.pairs;
+            const piece = sr.piece;
+            const n = piece.len;
+            const out = sr.out;
+            const dead = sr.dead;
+            const guess = sr.guess;
+            const answers = sr.answers;
+            const prefs = sr.prefs;
+            const shift = sr.shift;
+            var cnt = sr.cnt;
+            var pos = sr.pos;
+            var cand = sr.cand;
+            var cand_len = sr.cand_len;
+            var walk_pending = sr.walk_pending;
+            var mode = sr.mode;
+            defer {
+                sr.cnt = cnt;
+                sr.pos = pos;
+                sr.cand = cand;
+                sr.cand_len = cand_len;
+                sr.walk_pending = walk_pending;
+                sr.mode = mode;
+            }
+            while (true) {
+                const end = pos + cand_len;
+                const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
+                if (!end_dead and (cnt == 0 or memoCompatible(v, t, pairs, answers, shift, out[cnt - 1], cand))) {
+                    out[cnt] = cand;
+                    cnt += 1;
+                    pos = end;
+                    if (pos == n) return .done;
+                    if (guessing) {
+                        if (walk_pending) mode.pushedGuess();
+                        walk_pending = false;
+                        if (!mode.on) {
+                            const next = longestPrefix(v, t, piece[pos..]);
+                            cand = next.tok;
+                            cand_len = next.len;
+                            return .switched;
+                        }
+                        // The token after cand: first the one that followed cand last time,
+                        // if that one was itself followed and starts here too. Runs such as
+                        // 1 MB of '-' otherwise try every longer run token and back up from each.
+                        if (cnt >= 2) prefs[slotOf(out[cnt - 2], shift)] = (@as(u64, out[cnt - 2]) << 32) | cand;
+                        const e = prefs[slotOf(cand, shift)];
+                        const x: u32 = @truncate(e);
+                        if (e >> 32 == cand and startsWith(piece[pos..], v.tokenBytes(x))) {
+                            cand = x;
+                            cand_len = v.tokenBytes(x).len;
+                            walk_pending = true;
+                            mode.guessed = true;
+                            guess[pos >> 6] |= @as(u64, 1) << @intCast(pos & 63);
+                            continue;
+                        }
+                    }
+                    const next = longestPrefix(v, t, piece[pos..]);
+                    cand = next.tok;
+                    cand_len = next.len;
+                    continue;
+                }
+                if (guessing and walk_pending) {
+                    walk_pending = false;
+                    mode.missed();
+                    guess[pos >> 6] &= ~(@as(u64, 1) << @intCast(pos & 63));
+                    const next = longestPrefix(v, t, piece[pos..]);
+                    cand = next.tok;
+                    cand_len = next.len;
+                    continue;
+                }
+                const s = t.info[cand].shorter;
+                if (s != none) {
+                    cand = s;
+                    cand_len = t.info[s].len;
+                    continue;
+                }
+                // No token fits at pos: a dead end. Retry the previous token's shorter prefixes
+                // (it ends here, so the loop's dead check sends it straight to them).
+                dead[pos >> 6] |= @as(u64, 1) << @intCast(pos & 63);
+                if (cnt == 0) return .failed;
+                const was_on = mode.on;
+                mode.popped(cnt);
+                cnt -= 1;
+                cand = out[cnt];
+                cand_len = t.info[cand].len;
+                pos -= cand_len;
+                if (mode.guessed) {
+                    // Undone: no longer the token to guess after the one before it.
+                    if (cnt > 0) {
+                        const slot = &prefs[slotOf(out[cnt - 1], shift)];
+                        if (slot.* == (@as(u64, out[cnt - 1]) << 32) | cand) slot.* = empty;
+                    }
+                    // A guess: its end is dead now, so the walk's candidates (it among them)
+                    // follow.
+                    if ((guess[pos >> 6] >> @intCast(pos & 63)) & 1 != 0) {
+                        guess[pos >> 6] &= ~(@as(u64, 1) << @intCast(pos & 63));
+                        mode.missed();
+                        const next = longestPrefix(v, t, piece[pos..]);
+                        cand = next.tok;
+                        cand_len = next.len;
+                    }
+                }
+                if (mode.on != was_on) return .switched;
+            }
+        }
+    };
+}
+
+/// Whether to try preferred guesses: switched on when 64 back-ups came within fewer than 128
+/// pushes (random letters: about 1 back-up per 4 pushes; 1 MB of '-': one per push), off again
+/// when fewer than 3 in 4 of 128 guesses stood. Pushes are counted as stack size + back-ups, so a push costs
+/// nothing here while guessing is off.
+const GuessMode = struct {
+    on: bool = false,
+    guessed: bool = false, // a guess was ever stacked (then backing up must look at the bits)
+    pops: usize = 0,
+    window_pops: u32 = 0,
+    window_start: usize = 0, // pushes when the window began
+    tried: u32 = 0,
+    hits: u32 = 0,
+
+    inline fn pushedGuess(m: *GuessMode) void {
+        m.tried += 1;
+        m.hits += 1;
+        if (m.tried >= 128) m.judge();
+    }
+    inline fn missed(m: *GuessMode) void {
+        m.tried += 1;
+        if (m.tried >= 128) m.judge();
+    }
+    inline fn popped(m: *GuessMode, stack: usize) void {
+        m.pops += 1;
+        if (m.on) return;
+        m.window_pops += 1;
+        if (m.window_pops < 64) return;
+        const pushes = stack + 1 + m.pops - m.window_start; // (stack before this pop)
+        m.on = pushes < 128;
+        m.window_pops = 0;
+        m.window_start = stack + 1 + m.pops;
+    }
+    fn judge(m: *GuessMode) void {
+        m.on = m.hits * 4 >= m.tried * 3;
+        m.tried = 0;
+        m.hits = 0;
+    }
+};
+
+fn startsWith(s: []const u8, prefix: []const u8) bool {
+    return prefix.len <= s.len and std.mem.eql(u8, s[0..prefix.len], prefix);
+}
+
+inline fn slotOf(tok: u32, shift: u6) usize {
+    return @intCast((@as(u64, tok) *% 0x9E3779B97F4A7C15) >> shift);
 }
 
 /// Pair ranks straight from the vocabulary's table.
@@ -654,9 +828,9 @@ export fn at_debug_encode_piece(v_in: ?*const Vocab, data: ?[*]const u8, len: us
         1 => vocab.mergeHeap(v, piece, out[0..cap], &scratch) catch return -3,
         2 => blk: {
             if (!v.long.ready()) return -2;
-            const dead = gpa.alloc(u64, len / 64 + 1) catch return -3;
+            const dead = gpa.alloc(u64, 2 * (len / 64 + 1)) catch return -3;
             defer gpa.free(dead);
-            const memo = gpa.alloc(u64, 1 << 12) catch return -3;
+            const memo = gpa.alloc(u64, 1 << 13) catch return -3;
             defer gpa.free(memo);
             break :blk encode(v, piece, out[0..cap], dead, memo, VocabPairs{ .v = v }) orelse return -4;
         },
@@ -772,7 +946,7 @@ fn expectSameAsHeap(v: *const Vocab, piece: []const u8, scratch: *vocab.Scratch)
     defer gpa.free(a);
     const b = try gpa.alloc(u32, piece.len);
     defer gpa.free(b);
-    const dead = try gpa.alloc(u64, piece.len / 64 + 1);
+    const dead = try gpa.alloc(u64, 2 * (piece.len / 64 + 1));
     defer gpa.free(dead);
     var memo: [64]u64 = undefined;
     const na = try vocab.mergeHeap(v, piece, a, scratch);
@@ -866,5 +1040,38 @@ test "ties: equal ranks on both sides of the boundary" {
         const n = r.intRangeAtMost(usize, 2, buf.len);
         for (buf[0..n]) |*c| c.* = "aab"[r.uintLessThan(usize, 3)];
         try expectSameAsHeap(v, buf[0..n], &scratch);
+    }
+}
+
+test "runs where the longest token is wrong at every step (guess mode)" {
+    const gpa = std.testing.allocator;
+    const lens = [_]usize{ 2, 4, 8, 16, 32, 64, 3, 5, 6, 7, 12, 48, 70, 80, 96 };
+    var run: [200]u8 = @splat('-');
+    var extra: [lens.len][]const u8 = undefined;
+    for (lens, 0..) |l, i| extra[i] = run[0..l];
+    const v = try vocabFrom(gpa, &extra);
+    defer v.deinit();
+    try std.testing.expect(v.long.ready());
+    var scratch = vocab.Scratch.init(gpa);
+    defer scratch.deinit();
+    const buf = try gpa.alloc(u8, 20_000);
+    defer gpa.free(buf);
+    @memset(buf, '-');
+    for ([_]usize{ 1, 2, 63, 64, 65, 97, 1000, 4321, 20_000 }) |n| try expectSameAsHeap(v, buf[0..n], &scratch);
+    // runs broken by other bytes: guessing switches on and off
+    var prng = std.Random.DefaultPrng.init(5);
+    const r = prng.random();
+    for (0..30) |_| {
+        var i: usize = 0;
+        while (i < buf.len) {
+            const k = @min(buf.len - i, r.uintLessThan(usize, 3000));
+            @memset(buf[i .. i + k], '-');
+            i += k;
+            if (i < buf.len) {
+                buf[i] = "ab-"[r.uintLessThan(usize, 3)];
+                i += 1;
+            }
+        }
+        try expectSameAsHeap(v, buf, &scratch);
     }
 }

@@ -474,7 +474,7 @@ pub const Scratch = struct {
     part_rank: std.ArrayList(u32) = .empty,
     pair_rank: std.ArrayList(u32) = .empty,
     heap: std.ArrayList(u64) = .empty,
-    // long-piece path: one dead-end bit per position
+    // long-piece path: two bits per position (dead end, guess) and a table of answers
     dead: std.ArrayList(u64) = .empty,
     memo: std.ArrayList(u64) = .empty,
     // repaired text (errors="replace")
@@ -865,8 +865,8 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
 
 /// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache.
 fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
-    try s.dead.resize(s.gpa, piece.len / 64 + 1);
-    const memo_len = @min(@as(usize, 1) << 12, std.math.ceilPowerOfTwoAssert(usize, piece.len / 2));
+    try s.dead.resize(s.gpa, 2 * (piece.len / 64 + 1));
+    const memo_len = @min(@as(usize, 1) << 13, std.math.ceilPowerOfTwoAssert(usize, @max(piece.len, 4)));
     try s.memo.resize(s.gpa, memo_len);
     if (s.cache) |c| return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, CachePairs{ .c = c, .v = v });
     return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, longpiece.VocabPairs{ .v = v });
