@@ -586,7 +586,7 @@ const memo_min_len = 8;
 /// BPE of `piece` into `out` (room for piece.len tokens); `bits` holds 2 * (piece.len / 64 + 1)
 /// words, `memo` a power of two >= 4.
 /// Returns the token count, or null if the search failed (impossible for a vocabulary that
-/// passed `build`; the caller then uses the heap merge).
+/// passed `build`) or backed up more than once per byte; the caller then uses the heap merge.
 pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, bits: []u64, memo: []u64, pairs: anytype) ?usize {
     const n = piece.len;
     // bits: dead ends in the first half; in the second, the start of each stacked token that
@@ -728,6 +728,9 @@ fn Search(comptime Pairs: type) type {
                 if (cnt == 0) return .failed;
                 const was_on = mode.on;
                 mode.popped(cnt);
+                // A safety net for back-up-heavy text the guesses do not fix: the heap merge
+                // (random letters back up about once per 8 bytes; this allows one per byte).
+                if (mode.pops > n + 4096) return .failed;
                 cnt -= 1;
                 cand = out[cnt];
                 cand_len = t.info[cand].len;
