@@ -35,7 +35,7 @@
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
-//!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3x (notes
+//!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3.3x (notes
 //!   there). A radix/bucket queue for the heap was not tried.
 const std = @import("std");
 const pretok = @import("pretok.zig");
