@@ -89,7 +89,13 @@
 //! - Load: splits by a merge run per token cost 45 ms on o200k; from pair-table candidates,
 //!   ~22 ms. The trie through a hash table and a breadth-first renumbering cost ~30-38 ms on
 //!   o200k; from the lexicographic order, ~14 ms.
-//! - Threshold (`min_len`): measured against the scan merge, uncached, below.
+//! - Threshold (`min_len`): measured against the scan merge, uncached, below. Multilingual
+//!   column (sample_docs, count_tokens_arrow, 1 thread): cold 45-48 / 34-38 MB/s before and
+//!   after (cl100k / o200k), warm 173-188 both: the piece caches hide it.
+//! - bench/bench.py pathological section (encode_ordinary, time / 1 MB English at ~10.5 ms),
+//!   cl100k / o200k: 'a' 11x -> 0.45x, spaces 13x -> 0.5x, newlines 13x -> 0.4x, random-letter
+//!   word 19x -> 2.85x / 3.3x, CJK 5.5x / 7.7x -> 1.7x. About 10 ms of a random-letter run is
+//!   Python building the 520K-int list (English: 230K).
 //! - Where random letters still go (perf, o200k): Bloom filter and pair-table misses ~20%,
 //!   record loads of candidates ~10%, the walk ~20%, the rest control flow whose branches
 //!   (keep / shorter / back up) are random on random text.
