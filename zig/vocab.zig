@@ -7,9 +7,11 @@
 //! Merge rule (tiktoken `_byte_pair_merge`): start from single bytes; repeatedly merge the adjacent
 //! pair whose concatenation has the lowest rank, the leftmost one on ties; stop when no adjacent
 //! pair is a token. Short pieces use tiktoken's O(n^2) scan over a small stack array (fast for the
-//! common case); long pieces use a binary heap of (rank, start) plus a linked list, O(n log n),
-//! which yields the same merges because the pair order (rank, then start offset) is a total order
-//! that the scan also follows.
+//! common case). Pieces of `longpiece.min_len` bytes and more, with a tiktoken vocabulary, take
+//! longpiece.zig's backtracking encoder (linear; its file has its own performance notes). The
+//! rest (merge-list vocabularies, long pieces) use a binary heap of (rank, start) plus a linked
+//! list, O(n log n), which yields the same merges because the pair order (rank, then start
+//! offset) is a total order that the scan also follows.
 //!
 //! Performance notes (1 thread, cl100k_base, count_tokens_arrow over Arrow columns; this 2-core
 //! machine is noisy, so each figure is an A/B pair measured in one run):
@@ -52,11 +54,13 @@
 //!   * What is left (perf, English): ~50% table lookup + output, ~23% scanner, ~6% UTF-8 check;
 //!     per token ~13 ns on docs-like text, ~16 ns once the table outgrows L2.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
-//!   the scan is not the bottleneck, the probes are); reverted. Not done: a radix/bucket queue
-//!   for very long pieces (the binary heap makes 1 MB of one letter ~11x slower than 1 MB of
-//!   English; the issue's target is 3x).
+//!   the scan is not the bottleneck, the probes are); reverted.
+//! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
+//!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3.3x (notes
+//!   there). A radix/bucket queue for the heap was not tried.
 const std = @import("std");
 const pretok = @import("pretok.zig");
+const longpiece = @import("longpiece.zig");
 
 pub const no_rank: u32 = std.math.maxInt(u32);
 var next_serial: std.atomic.Value(u64) = .init(1);
@@ -97,9 +101,12 @@ pub const Vocab = struct {
     special_ids: []u32,
     special_bytes: []u8,
     special_offs: []u32,
+    /// Tables of the backtracking encoder for long pieces (longpiece.zig); empty = heap merge.
+    long: longpiece.Tables = .{},
 
     pub fn deinit(v: *Vocab) void {
         const gpa = v.gpa;
+        v.long.deinit(gpa);
         gpa.free(v.pair_slots);
         gpa.free(v.byte_pair);
         gpa.free(v.merge_result);
@@ -428,6 +435,7 @@ fn finishLoad(v: *Vocab, n_entries: usize, merges: ?[]const [2]u32, bad_line: *u
         for (0..256) |a| {
             for (0..256) |b| v.byte_pair[a << 8 | b] = v.pairRank(v.byte_rank[a], v.byte_rank[b]);
         }
+        if (merges == null) try longpiece.build(v);
     }
     v.special_ids = try gpa.alloc(u32, 0);
     v.special_bytes = try gpa.alloc(u8, 0);
@@ -487,6 +495,9 @@ pub const Scratch = struct {
     part_rank: std.ArrayList(u32) = .empty,
     pair_rank: std.ArrayList(u32) = .empty,
     heap: std.ArrayList(u64) = .empty,
+    // long-piece path: two bits per position (dead end, guess) and a table of answers
+    dead: std.ArrayList(u64) = .empty,
+    memo: std.ArrayList(u64) = .empty,
     // repaired text (errors="replace")
     text: std.ArrayList(u8) = .empty,
     /// This thread's piece cache (borrowed; set by `bind`).
@@ -505,6 +516,8 @@ pub const Scratch = struct {
         s.part_rank.deinit(s.gpa);
         s.pair_rank.deinit(s.gpa);
         s.heap.deinit(s.gpa);
+        s.dead.deinit(s.gpa);
+        s.memo.deinit(s.gpa);
         s.text.deinit(s.gpa);
     }
 };
@@ -992,9 +1005,29 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
             return 1;
         }
     }
+    if (piece.len >= longpiece.min_len and v.long.ready()) {
+        if (try mergeLong(v, piece, out, scratch)) |n| return n;
+    }
     if (piece.len <= small_max) return mergeSmall(v, piece, out, scratch.cache);
     return mergeHeap(v, piece, out, scratch);
 }
+
+/// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache.
+fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
+    try s.dead.resize(s.gpa, 2 * (piece.len / 64 + 1));
+    const memo_len = @min(@as(usize, 1) << 13, std.math.ceilPowerOfTwoAssert(usize, @max(piece.len, 4)));
+    try s.memo.resize(s.gpa, memo_len);
+    if (s.cache) |c| return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, CachePairs{ .c = c, .v = v });
+    return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, longpiece.VocabPairs{ .v = v });
+}
+
+const CachePairs = struct {
+    c: *PieceCache,
+    v: *const Vocab,
+    pub inline fn rank(p: CachePairs, a: u32, b: u32) u32 {
+        return p.c.pairRank(p.v, a, b);
+    }
+};
 
 fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32, cache: ?*PieceCache) usize {
     if (v.pair_slots.len == 0) return mergeSmallBytes(v, piece, out);
@@ -1115,7 +1148,7 @@ fn heapInit(s: *Scratch, n: u32) error{OutOfMemory}!void {
     }
 }
 
-fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
+pub fn mergeHeap(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
     if (v.pair_slots.len == 0) return mergeHeapBytes(v, piece, out, s);
     const n: u32 = @intCast(piece.len);
     const none: u32 = std.math.maxInt(u32);
