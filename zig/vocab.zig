@@ -50,7 +50,9 @@
 //!     loop) or of the next piece (one-deep pipeline): 0 to -8%, although perf puts half of the
 //!     lookup's samples on that load; huge pages for the old 2.3 MB cache: 0; a 128K direct-mapped
 //!     cache: +5% (superseded); one-byte pieces through the table instead of byte_rank: -3%; a
-//!     flat 64 KB BMP property table in the scanner: 0 (docs/ml).
+//!     flat 64 KB BMP property table in the scanner: 0 (docs/ml); 16-byte entries for pieces
+//!     of <= 8 bytes in a second table (half the footprint): docs +10%, English -13% (the
+//!     branch on the length is unpredictable in English).
 //!   * What is left (perf, English): ~50% table lookup + output, ~23% scanner, ~6% UTF-8 check;
 //!     per token ~13 ns on docs-like text, ~16 ns once the table outgrows L2.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
