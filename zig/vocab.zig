@@ -52,7 +52,10 @@
 //!     cache: +5% (superseded); one-byte pieces through the table instead of byte_rank: -3%; a
 //!     flat 64 KB BMP property table in the scanner: 0 (docs/ml); 16-byte entries for pieces
 //!     of <= 8 bytes in a second table (half the footprint): docs +10%, English -13% (the
-//!     branch on the length is unpredictable in English).
+//!     branch on the length is unpredictable in English); forcing the scanner inline into the
+//!     encode loop: 0; one shared output region for all tasks of a multi-thread job, compacted in
+//!     place (encode.zig), instead of per-task buffers copied on the pool: 2-thread English
+//!     1.65 -> 1.30x (the single-threaded compaction), reverted.
 //!   * What is left (perf, English): ~50% table lookup + output, ~23% scanner, ~6% UTF-8 check;
 //!     per token ~13 ns on docs-like text, ~16 ns once the table outgrows L2.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
