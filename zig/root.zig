@@ -184,7 +184,7 @@ export fn at_encode_text(
         out_n.* = @intCast(n);
         return 0;
     }
-    var sink: enc.Sink = .{ .gpa = failing_alloc, .buf = &buf, .count_only = false };
+    var sink: enc.Sink = .{ .gpa = enc.no_alloc, .buf = &buf, .count_only = false };
     enc.encodeText(vv, text, specials, &sink, &scratch) catch return @intFromEnum(Status.out_of_memory);
     out_n.* = @intCast(buf.items.len);
     return 0;
@@ -208,17 +208,6 @@ export fn at_encode_text_blk(blk_in: ?*TextCall, data: ?[*]const u8) i32 {
     const b = blk_in orelse return @intFromEnum(Status.invalid_argument);
     return at_encode_text(b.vocab, data, @intCast(b.len), b.opts, b.out, @intCast(b.cap), &b.got, &b.bad_offset);
 }
-
-const failing_alloc = std.mem.Allocator{ .ptr = undefined, .vtable = &std.mem.Allocator.VTable{
-    .alloc = struct {
-        fn f(_: *anyopaque, _: usize, _: std.mem.Alignment, _: usize) ?[*]u8 {
-            return null;
-        }
-    }.f,
-    .resize = std.mem.Allocator.noResize,
-    .remap = std.mem.Allocator.noRemap,
-    .free = std.mem.Allocator.noFree,
-} };
 
 /// Encodes or counts an Arrow string/binary column. See encode.Input / Options / Output.
 export fn at_encode_column(v: ?*const Vocab, in: ?*const enc.Input, opts: ?*const enc.Options, out: ?*enc.Output) i32 {

@@ -900,8 +900,9 @@ const Big = struct {
         return n;
     }
 
-    /// Lookup of a piece of 2..16 bytes by its zero-padded key.
-    inline fn getShort(b: *const Big, h: u64, k0: u64, k1: u64, len: usize, out: []u32) ?usize {
+    /// The entry whose piece has `len` bytes, hash `h` and satisfies `same(o)` (o = its arena
+    /// offset), copied to `out`; null if none.
+    inline fn find(b: *const Big, h: u64, len: usize, same: anytype, out: []u32) ?usize {
         if (b.slots.len == 0) return null;
         const mask = b.slots.len - 1;
         const tag = tagOf(h);
@@ -912,29 +913,35 @@ const Big = struct {
             if (s >> 40 != tag) continue;
             const o: usize = @intCast((s & off_mask) - 1);
             const hdr = b.arena[o];
-            if (hdr & 0xFFFF != len) continue;
-            // bytes are zero-padded to whole words, and len <= 16 fills at most 4 of them
-            const w = b.arena[o + 1 ..];
-            const e0 = @as(u64, w[0]) | (if (len > 4) @as(u64, w[1]) << 32 else 0);
-            const e1: u64 = if (len > 8) @as(u64, w[2]) | (if (len > 12) @as(u64, w[3]) << 32 else 0) else 0;
-            if (e0 == k0 and e1 == k1) return b.copyOut(o, hdr, out);
+            if (hdr & 0xFFFF == len and same.eq(b, o)) return b.copyOut(o, hdr, out);
         }
     }
 
+    /// Lookup of a piece of 2..16 bytes by its zero-padded key.
+    inline fn getShort(b: *const Big, h: u64, k0: u64, k1: u64, len: usize, out: []u32) ?usize {
+        const Same = struct {
+            k0: u64,
+            k1: u64,
+            len: usize,
+            inline fn eq(c: @This(), bb: *const Big, o: usize) bool {
+                // bytes are zero-padded to whole words, and len <= 16 fills at most 4 of them
+                const w = bb.arena[o + 1 ..];
+                const e0 = @as(u64, w[0]) | (if (c.len > 4) @as(u64, w[1]) << 32 else 0);
+                const e1: u64 = if (c.len > 8) @as(u64, w[2]) | (if (c.len > 12) @as(u64, w[3]) << 32 else 0) else 0;
+                return e0 == c.k0 and e1 == c.k1;
+            }
+        };
+        return b.find(h, len, Same{ .k0 = k0, .k1 = k1, .len = len }, out);
+    }
+
     fn getLong(b: *const Big, h: u64, piece: []const u8, out: []u32) ?usize {
-        if (b.slots.len == 0) return null;
-        const mask = b.slots.len - 1;
-        const tag = tagOf(h);
-        var i: usize = @as(usize, @truncate(h)) & mask;
-        while (true) : (i = (i + 1) & mask) {
-            const s = b.slots[i];
-            if (s == 0) return null;
-            if (s >> 40 != tag) continue;
-            const o: usize = @intCast((s & off_mask) - 1);
-            const hdr = b.arena[o];
-            if (hdr & 0xFFFF != piece.len) continue;
-            if (std.mem.eql(u8, b.entryBytes(o, piece.len), piece)) return b.copyOut(o, hdr, out);
-        }
+        const Same = struct {
+            piece: []const u8,
+            inline fn eq(c: @This(), bb: *const Big, o: usize) bool {
+                return std.mem.eql(u8, bb.entryBytes(o, c.piece.len), c.piece);
+            }
+        };
+        return b.find(h, piece.len, Same{ .piece = piece }, out);
     }
 
     /// Grows `slots` to `n_slots` and `arena` to at least `words`, within the budget; false if
