@@ -100,7 +100,7 @@ comptime {
 }
 
 /// One code point: its property byte and its UTF-8 length.
-const Ch = struct { p: u8, n: usize };
+pub const Ch = struct { p: u8, n: usize };
 
 /// Decodes the non-ASCII code point at text[i] (valid UTF-8 assumed: callers validate).
 inline fn decodeMulti(text: []const u8, i: usize) struct { cp: u21, n: usize } {
@@ -118,7 +118,7 @@ inline fn decodeMulti(text: []const u8, i: usize) struct { cp: u21, n: usize } {
     };
 }
 
-inline fn charAt(text: []const u8, i: usize) Ch {
+pub inline fn charAt(text: []const u8, i: usize) Ch {
     const b0 = text[i];
     if (b0 < 0x80) return .{ .p = ascii_props[b0], .n = 1 };
     const d = decodeMulti(text, i);

@@ -4,6 +4,7 @@
 const std = @import("std");
 const builtin = @import("builtin");
 const pretok = @import("pretok.zig");
+const blockscan = @import("blockscan.zig");
 const vocab_mod = @import("vocab.zig");
 const enc = @import("encode.zig");
 const dec = @import("decode.zig");
@@ -264,4 +265,5 @@ test {
     std.testing.refAllDecls(@This());
     _ = utf8;
     _ = vocab_mod;
+    _ = blockscan;
 }

@@ -799,6 +799,16 @@ pub inline fn shortKey(piece: []const u8) ShortKey {
     return .{ .k0 = kk[0], .k1 = kk[1], .h = shortHash(kk[0], kk[1], piece.len) };
 }
 
+/// Starts loading the thread's short-table slot for `key` (the block encoder prefetches a whole
+/// block's pieces before it looks them up, so that their cache misses overlap).
+pub inline fn prefetchShort(scratch: *const Scratch, key: ShortKey) void {
+    const cache = scratch.cache orelse return;
+    const t = &cache.short;
+    if (t.entries.len == 0) return;
+    const i = @as(usize, @truncate(key.h)) & (t.entries.len - 1);
+    @prefetch(t.entries.ptr + i, .{});
+}
+
 /// A piece of 2..16 bytes with its key from `shortKey`.
 pub inline fn encodePieceShort(v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
