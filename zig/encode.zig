@@ -117,44 +117,35 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
     const limit = base + seg.len;
     var w: usize = base;
     var pos: usize = 0;
-    if (pat == .cl100k and use_blocks) {
+    if ((pat == .cl100k or pat == .o200k) and use_blocks and blockscan.worthBlocks(seg)) {
+        const bpat: blockscan.Pat = if (pat == .cl100k) .cl100k else .o200k;
+        var stretch: usize = 32;
         // Piece starts 64 bytes at a time (blockscan.zig); the scalar scanner where a block
         // decides no piece (long pieces, non-ASCII text).
         while (pos < seg.len) {
             const b = pos;
-            var m = blockscan.cl100kStarts(seg, b) & ~@as(u64, 1);
-            if (m == 0) {
-                const stop = b + scalar_stretch;
-                while (pos < seg.len and pos < stop) {
+            const r = blockscan.blockStarts(bpat, seg, b);
+            var m = r.mask & ~@as(u64, 1);
+            while (m != 0) : (m &= m - 1) {
+                const end = b + @ctz(m);
+                w += try emitPiece(v, seg, pos, end, dst[w..limit], scratch, sink);
+                pos = end;
+            }
+            if (r.cut or pos == b) {
+                // The scalar scanner takes the text past what the block could decide (a
+                // non-ASCII code point, an unfinished whitespace run, a piece longer than the
+                // block). Where blocks keep stopping early (non-Latin text), the stretch doubles.
+                var stop = b + r.top + 1;
+                if (r.cut and r.top < 16) {
+                    stretch = @min(stretch * 2, 1024);
+                    stop = b + stretch;
+                } else stretch = 32;
+                while (pos < seg.len) {
                     const end = pretok.nextPieceEnd(pat, seg, pos);
                     w += try emitPiece(v, seg, pos, end, dst[w..limit], scratch, sink);
                     pos = end;
+                    if (pos >= stop) break;
                 }
-                continue;
-            }
-            // Two passes: keys and prefetches for every piece of the block, then the lookups,
-            // whose cache misses now overlap.
-            var keys: [64]vocab_mod.ShortKey = undefined;
-            var mm = m;
-            var s = pos;
-            var j: usize = 0;
-            while (mm != 0) : (mm &= mm - 1) {
-                const e = b + @ctz(mm);
-                const l = e - s;
-                if (l >= 2 and l <= 16) {
-                    const key = if (s + 16 <= seg.len) vocab_mod.shortKeyAt(seg, s, l) else vocab_mod.shortKey(seg[s..e]);
-                    keys[j] = key;
-                    vocab_mod.prefetchShort(scratch, key);
-                }
-                j += 1;
-                s = e;
-            }
-            j = 0;
-            while (m != 0) : (m &= m - 1) {
-                const end = b + @ctz(m);
-                w += try emitPieceKeyed(v, seg, pos, end, &keys[j], dst[w..limit], scratch, sink);
-                pos = end;
-                j += 1;
             }
         }
     } else {
@@ -167,25 +158,8 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
     sink.buf.items.len = w;
 }
 
-/// Block scanning for cl100k (false: the scalar scanner only; for A/B timing).
+/// Block scanning for cl100k and o200k (false: the scalar scanner only; for A/B timing).
 const use_blocks = true;
-/// After a block that decided no piece, the scalar scanner runs on for at least this many bytes.
-const scalar_stretch = 16;
-
-/// `emitPiece` with the short key already made (for pieces of 2..16 bytes).
-inline fn emitPieceKeyed(v: *const Vocab, seg: []const u8, pos: usize, end: usize, key: *const vocab_mod.ShortKey, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
-    const piece = seg[pos..end];
-    const n = switch (piece.len) {
-        1 => blk: {
-            out[0] = v.byte_rank[piece[0]];
-            break :blk 1;
-        },
-        2...16 => try vocab_mod.encodePieceShort(v, piece, key.*, out, scratch),
-        else => try vocab_mod.encodePieceLong(v, piece, out, scratch),
-    };
-    sink.count += n;
-    return if (sink.count_only) 0 else n;
-}
 
 /// Encodes the piece seg[pos..end] into `out`; returns how far the output advances (0 in count
 /// mode) and counts the tokens.

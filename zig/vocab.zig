@@ -58,6 +58,23 @@
 //!     1.65 -> 1.30x (the single-threaded compaction), reverted.
 //!   * What is left (perf, English): ~50% table lookup + output, ~23% scanner, ~6% UTF-8 check;
 //!     per token ~13 ns on docs-like text, ~16 ns once the table outgrows L2.
+//! - Session 4 (in-process A/B: the library loaded twice in one Python process, interleaved
+//!   rounds, medians; /tmp scripts, see blockscan.zig):
+//!   * The block scanner (blockscan.zig) took the scanner out of the profile; what remains is
+//!     the Short table's footprint: English encoded with a 60 KB working set of pieces runs at
+//!     452 MB/s against 300 MB/s for the same bytes with its 32k distinct pieces (2 MB table,
+//!     L2 is 1 MB here). perf puts ~30% of the encode loop on the load of the entry.
+//!   * Did not pay (reverted): prefetching the block's slots in a first pass (keys kept in a
+//!     64-entry array) before the lookups: -2 to -8%; prefetching the next block's slots while
+//!     the current block is looked up: -6%; probing both slots of a cache-line pair before one
+//!     branch (home slot rounded down to even): -5 to -7%.
+//!   * `Big` no longer empties itself the first time it is over budget: it keeps what it holds
+//!     until it has turned away as many pieces as it holds (a working set a little larger than
+//!     the budget was thrown out and rebuilt on every pass): docs +5%.
+//!   * The budget is what bounds the 200k-lines column (138k distinct pieces): Short stops at
+//!     128K slots (4 MiB) because doubling would pass 16 MiB with Big; ARROWTOK_CACHE_MB=48 runs
+//!     it 20-35% faster but puts the 100 MB memory check at output + 65 MiB (> 64), so the
+//!     default stays 32.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
@@ -799,16 +816,6 @@ pub inline fn shortKey(piece: []const u8) ShortKey {
     return .{ .k0 = kk[0], .k1 = kk[1], .h = shortHash(kk[0], kk[1], piece.len) };
 }
 
-/// Starts loading the thread's short-table slot for `key` (the block encoder prefetches a whole
-/// block's pieces before it looks them up, so that their cache misses overlap).
-pub inline fn prefetchShort(scratch: *const Scratch, key: ShortKey) void {
-    const cache = scratch.cache orelse return;
-    const t = &cache.short;
-    if (t.entries.len == 0) return;
-    const i = @as(usize, @truncate(key.h)) & (t.entries.len - 1);
-    @prefetch(t.entries.ptr + i, .{});
-}
-
 /// A piece of 2..16 bytes with its key from `shortKey`.
 pub inline fn encodePieceShort(v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
@@ -872,6 +879,8 @@ const Big = struct {
     arena: []u32 = &.{},
     used: usize = 0,
     count: usize = 0,
+    /// Pieces turned away since the table last filled up.
+    refused: usize = 0,
 
     const min_slots = 1 << 12;
     const min_words = 1 << 15;
@@ -892,6 +901,7 @@ const Big = struct {
         @memset(b.slots, 0);
         b.used = 0;
         b.count = 0;
+        b.refused = 0;
     }
 
     inline fn tagOf(h: u64) u64 {
@@ -995,7 +1005,12 @@ const Big = struct {
         if (b.used + words > b.arena.len or (b.count + 1) * 2 > b.slots.len) {
             const n_slots = if ((b.count + 1) * 2 > b.slots.len) @max(min_slots, b.slots.len * 2) else b.slots.len;
             if (!b.grow(n_slots, b.used + words)) {
-                // Over budget: start this thread's table again (its memory is reused as is).
+                // Over budget. Keep what the table holds while it still serves (a working set a
+                // little larger than the budget would otherwise be thrown out and rebuilt over
+                // and over); once as many pieces were turned away as it holds, the text has
+                // moved on: start again (its memory is reused as is).
+                b.refused += 1;
+                if (b.refused <= b.count) return;
                 b.clear();
                 if (b.slots.len == 0 or words > b.arena.len) return;
             }
