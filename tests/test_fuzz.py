@@ -121,6 +121,9 @@ _tricky = ["'s", "'S", "'ll", "'LL", "'ve", "'Re", "'t", "'d", "'m", "\u017f", "
            "1234", "٣", "a", "A", "ǅ", "ʰ", "中", "文", "\u0301", "\u0300", ".", "!", "?", "-", "_", "<|",
            "|>", "😀", "👍🏽", "👨\u200d👩\u200d👧", "\U000e0061", "\ufeff", "é", "ß", "İ", "ﬁ", "ﷺ", "\x00",
            "<|endoftext|>", "<|endofprompt|>", "<|fim_prefix|>", "<|endoftext"]
+_ascii_atoms = ["the", " the", "The", " The", "HTML", "Parser", "aB", "don", "'t", "'S", "'ll", "'rE", "'ve",
+                "x", " ", "  ", "   ", "\t", "\x0b", "\n", "\r\n", " \n", "\n\n", "\n  ", ".", ",", "...", "/",
+                "//", ".\n/", "(", ")", "1", "12", "1234", "'", "\"", "-", "é", "’", " ", "中", "ʰ"]
 _word_chars = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCXYZéßøжщяабвгд中文字日本語한국어ـعربي"))
 texts = st.one_of(
     st.text(max_size=120),
@@ -130,6 +133,8 @@ texts = st.one_of(
     # long pieces: past the 16-byte cache and the 96-byte small-merge limits (heap merge)
     st.lists(_word_chars, min_size=10, max_size=260).map("".join),
     st.lists(st.sampled_from(["1", "9", "0", " ", "  ", "\n", "!", "ab"]), max_size=200).map("".join),
+    # mostly-ASCII text past 64 bytes: the encoder's 64-byte block scanner (zig/blockscan.zig)
+    st.lists(st.sampled_from(_ascii_atoms), min_size=16, max_size=160).map("".join),
 )
 
 
