@@ -71,10 +71,21 @@
 //!   * `Big` no longer empties itself the first time it is over budget: it keeps what it holds
 //!     until it has turned away as many pieces as it holds (a working set a little larger than
 //!     the budget was thrown out and rebuilt on every pass): docs +5%.
-//!   * The budget is what bounds the 200k-lines column (138k distinct pieces): Short stops at
-//!     128K slots (4 MiB) because doubling would pass 16 MiB with Big; ARROWTOK_CACHE_MB=48 runs
-//!     it 20-35% faster but puts the 100 MB memory check at output + 65 MiB (> 64), so the
-//!     default stays 32.
+//!   * The budget was what bounded the 200k-lines column (138k distinct pieces): Short stopped
+//!     at 128K slots (4 MiB) because doubling would pass 16 MiB with Big; ARROWTOK_CACHE_MB=48
+//!     ran it 20-35% faster but put the 100 MB memory check at output + 65 MiB (> 64), so the
+//!     default stays 32 (see the load-factor change below, which fixed this within 32).
+//!   * Measured cold as well (a 48 MB buffer summed before each timed call, as the benchmark's
+//!     gc.collect() and the other tools evict the tables between calls): docs 205 MB/s warm,
+//!     149 cold; English 300 / 256. Deciding blocks two ahead and prefetching their pieces'
+//!     slots: cold docs +2-4%, English 0; warm docs +3-9%, code -4 to -9%: reverted.
+//!   * `Short` at load <= 3/4 growing by 1.5x (home slot = the hash scaled to the table size)
+//!     instead of load <= 1/2 doubling over powers of two: docs 8 -> 5.6 MiB for its 112k short
+//!     pieces, and the 200k lines fit the budget (Short used to stop at 128K slots: doubling
+//!     with the old table alive passed 16 MiB). Cold: docs +11-13%, lines +28-33%, dictionary
+//!     +3-11%, English +2%, code -3-5% (its 17k pieces now sit at load 0.7 in 24K slots instead
+//!     of 0.27 in 64K: longer probes); warm: docs +16%, lines cl100k +39%. Load <= 2/3: the same
+//!     within noise, dictionary worse.
 //!   * Did not pay (reverted): UTF-8 validation 64 bytes at a time as bit masks (continuation
 //!     bytes owed = continuation bytes present, plus the E0/ED/F0/F4 second-byte ranges; errors
 //!     re-checked by the scalar code for the exact offset): validator alone multilingual 1.5 ->
@@ -616,7 +627,7 @@ fn unmapTable(comptime T: type, t: []T) void {
     if (t.len > 0) _ = std.os.linux.munmap(@ptrCast(t.ptr), t.len * @sizeOf(T));
 }
 
-/// A thread's short pieces. Linear probing at load <= 1/2; doubles while the global budget
+/// A thread's short pieces. Linear probing at load <= 3/4; grows by half while the thread's budget
 /// allows, and after that a new piece replaces the entry in its home slot (no slot is ever
 /// emptied, so every probe chain stays intact).
 const Short = struct {
@@ -625,6 +636,18 @@ const Short = struct {
     full: bool = false,
 
     const initial = 1 << 14; // 512 KiB
+
+    /// Load <= 3/4, growth by 1.5 (any size: the home slot is the hash scaled to the table):
+    /// fewer bytes per piece than powers of two at load 1/2, so more of a column's pieces stay
+    /// in L2, and a table grows under the thread's budget (which counts the old and the new
+    /// table while it rehashes) where doubling would not.
+    inline fn over(count: usize, n: usize) bool {
+        return count * 4 > n * 3;
+    }
+
+    inline fn home(h: u64, n: usize) usize {
+        return @intCast((@as(u128, h) * n) >> 64);
+    }
 
     fn release(t: *Short) void {
         tl_held -= t.entries.len * @sizeOf(CacheEntry);
@@ -649,11 +672,10 @@ const Short = struct {
         if (tl_held + n * @sizeOf(CacheEntry) > threadCap() and t.entries.len > 0) return false;
         const ne = mapTable(CacheEntry, n) orelse return false;
         tl_held += n * @sizeOf(CacheEntry); // the old table's bytes come off below
-        const mask = n - 1;
         for (t.entries) |e| {
             if (e.len == 0) continue;
-            var i: usize = @as(usize, @truncate(shortHash(e.k0, e.k1, e.len))) & mask;
-            while (ne[i].len != 0) i = (i + 1) & mask;
+            var i = home(shortHash(e.k0, e.k1, e.len), n);
+            while (ne[i].len != 0) i = if (i + 1 == n) 0 else i + 1;
             ne[i] = e;
         }
         tl_held -= t.entries.len * @sizeOf(CacheEntry);
@@ -663,9 +685,10 @@ const Short = struct {
     }
 
     inline fn get(t: *const Short, key: ShortKey, len: usize, out: []u32) ?usize {
-        const mask = t.entries.len -% 1;
-        var i: usize = @as(usize, @truncate(key.h)) & mask;
-        while (i < t.entries.len) : (i = (i + 1) & mask) {
+        const n = t.entries.len;
+        if (n == 0) return null;
+        var i = home(key.h, n);
+        while (true) {
             const e = &t.entries[i];
             if (e.len == len and e.k0 == key.k0 and e.k1 == key.k1) {
                 if (out.len >= 3) { // ids past n are 0; the caller keeps n of them
@@ -679,25 +702,25 @@ const Short = struct {
                 return e.n;
             }
             if (e.len == 0) return null;
+            i = if (i + 1 == n) 0 else i + 1;
         }
-        return null;
     }
 
     fn put(t: *Short, key: ShortKey, len: usize, toks: []const u32) void {
         if (t.entries.len == 0) return;
-        if (!t.full and (t.count + 1) * 2 > t.entries.len) {
-            if (!t.resize(t.entries.len * 2)) t.full = true;
+        if (!t.full and over(t.count + 1, t.entries.len)) {
+            if (!t.resize((t.entries.len * 3 / 2) & ~@as(usize, 63))) t.full = true;
         }
-        const mask = t.entries.len - 1;
-        var i: usize = @as(usize, @truncate(key.h)) & mask;
+        const n = t.entries.len;
+        var i = home(key.h, n);
         if (!t.full) {
-            while (t.entries[i].len != 0) i = (i + 1) & mask;
+            while (t.entries[i].len != 0) i = if (i + 1 == n) 0 else i + 1;
         }
         const e = &t.entries[i];
         if (e.len == 0) {
-            // (full: the home slot is free; fill it only while the load stays <= 1/2, so probes
+            // (full: the home slot is free; fill it only while the load stays <= 3/4, so probes
             // always reach an empty slot)
-            if ((t.count + 1) * 2 > t.entries.len) return;
+            if (over(t.count + 1, n)) return;
             t.count += 1;
         }
         e.* = .{ .k0 = key.k0, .k1 = key.k1, .len = @intCast(len), .n = @intCast(toks.len), ._pad = .{ 0, 0 }, .toks = .{ 0, 0, 0 } };
