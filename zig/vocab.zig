@@ -565,18 +565,22 @@ const small_max = 96;
 /// Piece -> tokens caches, one set per thread (thread-local: no sharing, no locks), tagged by
 /// the vocabulary's serial (a thread that switches vocabulary starts them again).
 /// - `Short`: pieces of 2..16 bytes that give up to 3 tokens (the bulk of real text), in a
-///   growing open-addressing table of 32-byte entries (key = the piece zero-padded to 16 bytes).
+///   growing open-addressing table of 16-byte entries (first 8 bytes of the piece and the
+///   packed answer) with the pieces' bytes 9..16 in a side array read only for pieces that long.
 /// - `Big`: every other piece of up to `big_piece_max` bytes, in a growing table over an arena.
 /// - `pairs`: a direct-mapped cache of pair-table answers for the merges of pieces that miss.
 /// Both growing tables count their memory in the thread's `tl_held`, kept under `threadCap()`.
+/// A short piece: its first 8 bytes (zero-padded) and its answer packed as len (5 bits) | n (2) |
+/// three 19-bit ids; bytes 9..16 of longer pieces live in `Short.k1s` at the same slot.
 const CacheEntry = extern struct {
     k0: u64,
-    k1: u64,
-    len: u8,
-    n: u8,
-    _pad: [2]u8,
-    toks: [3]u32,
+    v: u64,
 };
+const id_bits = 19;
+const id_mask: u64 = (1 << id_bits) - 1;
+/// Read instead of `Short.k1s` for pieces of 8 bytes or less (their k1 is 0), so that the
+/// lookup selects an address instead of branching on the length.
+const zero_k1: u64 = 0;
 const big_piece_max = 512;
 /// Entry = key(40 bits) << 24 | answer + 1 (0 = no merge); all-ones = empty.
 const pair_bits = 15;
@@ -632,10 +636,12 @@ fn unmapTable(comptime T: type, t: []T) void {
 /// emptied, so every probe chain stays intact).
 const Short = struct {
     entries: []CacheEntry = &.{},
+    k1s: []u64 = &.{},
     count: usize = 0,
     full: bool = false,
 
-    const initial = 1 << 14; // 512 KiB
+    const initial = 1 << 14; // 256 KiB + 128 KiB
+    const slot_bytes = @sizeOf(CacheEntry) + @sizeOf(u64);
 
     /// Load <= 3/4, growth by 1.5 (any size: the home slot is the hash scaled to the table):
     /// fewer bytes per piece than powers of two at load 1/2, so more of a column's pieces stay
@@ -649,9 +655,23 @@ const Short = struct {
         return @intCast((@as(u128, h) * n) >> 64);
     }
 
+    /// Whether `toks` can be packed (3 ids or fewer, each below 2^19).
+    fn fits(toks: []const u32) bool {
+        if (toks.len > 3) return false;
+        for (toks) |id| if (id > id_mask) return false;
+        return true;
+    }
+
+    inline fn pack(len: usize, toks: []const u32) u64 {
+        var v: u64 = @as(u64, len) | (@as(u64, toks.len) << 5);
+        for (toks, 0..) |id, j| v |= @as(u64, id) << @intCast(7 + id_bits * j);
+        return v;
+    }
+
     fn release(t: *Short) void {
-        tl_held -= t.entries.len * @sizeOf(CacheEntry);
+        tl_held -= t.entries.len * slot_bytes;
         unmapTable(CacheEntry, t.entries);
+        unmapTable(u64, t.k1s);
         t.* = .{};
     }
 
@@ -669,18 +689,25 @@ const Short = struct {
 
     fn resize(t: *Short, n: usize) bool {
         // The old table stays alive while it is rehashed into the new one: count both.
-        if (tl_held + n * @sizeOf(CacheEntry) > threadCap() and t.entries.len > 0) return false;
+        if (tl_held + n * slot_bytes > threadCap() and t.entries.len > 0) return false;
         const ne = mapTable(CacheEntry, n) orelse return false;
-        tl_held += n * @sizeOf(CacheEntry); // the old table's bytes come off below
-        for (t.entries) |e| {
-            if (e.len == 0) continue;
-            var i = home(shortHash(e.k0, e.k1, e.len), n);
-            while (ne[i].len != 0) i = if (i + 1 == n) 0 else i + 1;
+        const nk = mapTable(u64, n) orelse {
+            unmapTable(CacheEntry, ne);
+            return false;
+        };
+        tl_held += n * slot_bytes; // the old table's bytes come off below
+        for (t.entries, t.k1s) |e, k1| {
+            if (e.v == 0) continue;
+            var i = home(shortHash(e.k0, k1, @intCast(e.v & 31)), n);
+            while (ne[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
             ne[i] = e;
+            nk[i] = k1;
         }
-        tl_held -= t.entries.len * @sizeOf(CacheEntry);
+        tl_held -= t.entries.len * slot_bytes;
         unmapTable(CacheEntry, t.entries);
+        unmapTable(u64, t.k1s);
         t.entries = ne;
+        t.k1s = nk;
         return true;
     }
 
@@ -689,23 +716,28 @@ const Short = struct {
         if (n == 0) return null;
         var i = home(key.h, n);
         while (true) {
-            const e = &t.entries[i];
-            if (e.len == len and e.k0 == key.k0 and e.k1 == key.k1) {
-                if (out.len >= 3) { // ids past n are 0; the caller keeps n of them
-                    out[0] = e.toks[0];
-                    out[1] = e.toks[1];
-                    out[2] = e.toks[2];
+            const e = t.entries[i];
+            // Bytes 9..16 only for pieces that long: an address select, not a branch.
+            const k1p: *const u64 = if (len > 8) &t.k1s[i] else &zero_k1;
+            if (e.k0 == key.k0 and e.v & 31 == len and k1p.* == key.k1) {
+                const v = e.v;
+                const c: usize = @intCast((v >> 5) & 3);
+                if (out.len >= 3) { // ids past c are 0; the caller keeps c of them
+                    out[0] = @intCast((v >> 7) & id_mask);
+                    out[1] = @intCast((v >> (7 + id_bits)) & id_mask);
+                    out[2] = @intCast(v >> (7 + 2 * id_bits));
                 } else {
-                    out[0] = e.toks[0];
-                    if (e.n > 1) out[1] = e.toks[1];
+                    out[0] = @intCast((v >> 7) & id_mask);
+                    if (c > 1) out[1] = @intCast((v >> (7 + id_bits)) & id_mask);
                 }
-                return e.n;
+                return c;
             }
-            if (e.len == 0) return null;
+            if (e.v == 0) return null;
             i = if (i + 1 == n) 0 else i + 1;
         }
     }
 
+    /// `toks` must `fit`.
     fn put(t: *Short, key: ShortKey, len: usize, toks: []const u32) void {
         if (t.entries.len == 0) return;
         if (!t.full and over(t.count + 1, t.entries.len)) {
@@ -714,17 +746,17 @@ const Short = struct {
         const n = t.entries.len;
         var i = home(key.h, n);
         if (!t.full) {
-            while (t.entries[i].len != 0) i = if (i + 1 == n) 0 else i + 1;
+            while (t.entries[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
         }
         const e = &t.entries[i];
-        if (e.len == 0) {
+        if (e.v == 0) {
             // (full: the home slot is free; fill it only while the load stays <= 3/4, so probes
             // always reach an empty slot)
             if (over(t.count + 1, n)) return;
             t.count += 1;
         }
-        e.* = .{ .k0 = key.k0, .k1 = key.k1, .len = @intCast(len), .n = @intCast(toks.len), ._pad = .{ 0, 0 }, .toks = .{ 0, 0, 0 } };
-        for (toks, 0..) |id, j| e.toks[j] = id;
+        e.* = .{ .k0 = key.k0, .v = pack(len, toks) };
+        t.k1s[i] = key.k1;
     }
 };
 
@@ -855,7 +887,7 @@ fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, key: ShortK
     // Pieces of more than 3 tokens live in the arena table.
     if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
-    if (n <= 3) cache.short.put(key, piece.len, out[0..n]) else cache.big.put(key.h, piece, out[0..n]);
+    if (Short.fits(out[0..n])) cache.short.put(key, piece.len, out[0..n]) else cache.big.put(key.h, piece, out[0..n]);
     return n;
 }
 
