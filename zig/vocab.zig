@@ -86,6 +86,14 @@
 //!     +3-11%, English +2%, code -3-5% (its 17k pieces now sit at load 0.7 in 24K slots instead
 //!     of 0.27 in 64K: longer probes); warm: docs +16%, lines cl100k +39%. Load <= 2/3: the same
 //!     within noise, dictionary worse.
+//!   * 16-byte Short entries (first 8 bytes + packed answer) with bytes 9..16 in a side array
+//!     read through an address select: 24 instead of 32 bytes a slot, speed within 3% either
+//!     way (the "small working set is 1.5-2x faster" experiment above also changed branch
+//!     predictability: the same 60 KB repeated; the table's size was not the whole story).
+//!   * Output buffers (encode.zig): transparent huge pages on big task buffers, and the unused
+//!     tail given back when the task ends (else the last, mostly empty huge page of every task
+//!     stays resident: memory check output + 73 MiB): English +10%, lines +10%, docs +4%, code
+//!     +2% (cold); memory check back to output + 48 MiB.
 //!   * Did not pay (reverted): UTF-8 validation 64 bytes at a time as bit masks (continuation
 //!     bytes owed = continuation bytes present, plus the E0/ED/F0/F4 second-byte ranges; errors
 //!     re-checked by the scalar code for the exact offset): validator alone multilingual 1.5 ->
