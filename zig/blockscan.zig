@@ -285,7 +285,6 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
 
     const pL = L << 1;
     const pN = N << 1;
-    const p2N = N << 2;
     const pSP = SP << 1;
     const pOW = OW << 1;
     const pNL = NL << 1;
@@ -376,14 +375,13 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
         l_first = (L & ~pL & ~pSP & ~pOW & ~(pPu & ~p2Pu & ~p2SP)) | (att_end & L) |
             (UP & (LW << 1) & ~CT);
     }
-    // Digits: groups of three from each run's start.
-    var marks = N & (~pN | 1);
-    const D3 = N & pN & p2N;
-    while (true) {
-        const next = marks | ((marks << 3) & D3);
-        if (next == marks) break;
-        marks = next;
-    }
+    // Digits: groups of three from each run's start. A run's starts are the positions of its
+    // phase (run start mod 3): fill each run from its start and keep the positions of its phase.
+    const run_starts = N & (~pN | 1);
+    const m0: u64 = 0x9249249249249249; // positions 0, 3, 6, ... 63
+    const marks = (fillUp(N, run_starts & m0) & m0) |
+        (fillUp(N, run_starts & (m0 << 1)) & (m0 << 1)) |
+        (fillUp(N, run_starts & (m0 << 2)) & (m0 << 2));
 
     if (pat == .o200k and eof) {
         // `\s+(?!\S)` at the end of the text takes the whole run: no split before its last space.

@@ -1,0 +1,87 @@
+"""A/B two or more builds of the native library in one process, interleaved.
+
+On a shared machine, separate processes run minutes apart see different neighbours; here every
+build is loaded into the same process (the arrowtok package is imported once per build, each copy
+bound to its own library through ARROWTOK_LIB), their outputs are checked to be identical, and
+their encode_arrow (or count_tokens_arrow) calls alternate round by round. Prints the median MB/s
+per build (CPU time of the call) and its ratio to the first build.
+
+    # build a variant next to the default (see zig-notes / hatch_build.py for the flags)
+    python -m ziglang build-lib zig/root.zig -dynamic -OReleaseFast -lc -mcpu x86_64_v3 \\
+        --name arrowtok_b -femit-bin=/tmp/b.so
+    python bench/ab_builds.py --libs arrowtok/libarrowtok_v3.so,/tmp/b.so --corpus docs
+
+--cold sums a 48 MB buffer before each timed call, evicting the piece tables from the CPU caches
+(the benchmark's interleaving of many tools does much the same); without it each build runs right
+after its own untimed call.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--libs", required=True, help="comma-separated paths of library builds")
+    ap.add_argument("--corpus", default="english", help="a corpus name of bench.py (english, code, docs, ...)")
+    ap.add_argument("--encoding", default="cl100k_base")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--max-mb", type=float, default=2.0)
+    ap.add_argument("--count", action="store_true", help="time count_tokens_arrow instead of encode_arrow")
+    ap.add_argument("--cold", action="store_true", help="evict the CPU caches before each timed call")
+    a = ap.parse_args()
+
+    import numpy as np
+    import pyarrow as pa
+    from bench import load_corpus
+
+    rows = load_corpus(a.corpus, a.max_mb, None)["rows"]
+    col = pa.array(rows, pa.string())
+    mb = sum(len(r.encode("utf-8")) for r in rows) / 1e6
+    libs = [str(Path(p).resolve()) for p in a.libs.split(",")]
+    calls = {}
+    for lib in libs:
+        for name in [m for m in sys.modules if m == "arrowtok" or m.startswith("arrowtok.")]:
+            del sys.modules[name]
+        os.environ["ARROWTOK_LIB"] = lib
+        at = importlib.import_module("arrowtok")
+        enc = at.get_encoding(a.encoding)
+        calls[lib] = enc.count_tokens_arrow if a.count else enc.encode_arrow
+    ref = None
+    for lib, f in calls.items():
+        out = f(col, threads=1)
+        if ref is None:
+            ref = out
+        elif not out.equals(ref):
+            sys.exit(f"{lib}: output differs from {libs[0]}")
+    evict = np.ones(48 << 20, np.uint8) if a.cold else None
+    times = {lib: [] for lib in libs}
+    for _ in range(a.rounds):
+        for lib, f in calls.items():
+            f(col, threads=1)
+            gc.collect()
+            if evict is not None:
+                evict.sum()
+            t0 = time.process_time()
+            f(col, threads=1)
+            times[lib].append(time.process_time() - t0)
+    base = statistics.median(times[libs[0]])
+    print(f"{a.corpus} {a.encoding} {'count' if a.count else 'encode'} ({mb:.2f} MB, {a.rounds} rounds"
+          f"{', cold' if a.cold else ''})")
+    for lib in libs:
+        med = statistics.median(times[lib])
+        print(f"  {mb / med:7.1f} MB/s  x{base / med:.3f}  {lib}")
+
+
+if __name__ == "__main__":
+    main()
