@@ -56,7 +56,14 @@
 //!   text with more than one non-ASCII byte in 16 skips blocks (`worthBlocks`).
 //! - encode: cl100k code +20-28%, dictionary +13%, English +3-6%, docs +1-6%, lines +1%;
 //!   o200k code +18%, docs +7%, English +1%. Only about half of the scanner's saving shows:
-//!   the loop then waits on the piece table's cache misses (vocab.zig's notes).
+//!   the loop then waits on the piece table's loads (vocab.zig's notes).
+//! - o200k blocks ran at half the speed of cl100k's (scan: English 671 vs 1011, code 944 vs
+//!   1641): LLVM sank the '/' compare past the whitespace-run branches and rebuilt its 64 lanes
+//!   with 60 byte extracts and inserts (objdump). Pinning it next to the other compares
+//!   (`early`): o200k scan English 864, code 1355, docs 572 -> 669; encode (cold) English +7%,
+//!   code +8%, docs +15%.
+//! - Digit groups: a loop adding one group per iteration (up to 21 per block) became three
+//!   phase fills (constant time).
 const std = @import("std");
 const pretok = @import("pretok.zig");
 const ut = @import("unicode_tables.zig");
@@ -146,6 +153,26 @@ inline fn upTo(k: usize) u64 {
 /// M & (the runs of M from each seed bit upwards).
 inline fn fillUp(m: u64, seed: u64) u64 {
     return m & (((m +% seed) ^ m) | seed);
+}
+
+/// Pins a mask's computation here, next to the other compares. (LLVM sank the '/' compare past
+/// the whitespace-run branches, where it rebuilt the 64 lanes with 60 byte extracts and
+/// inserts: o200k blocks ran at half the speed of cl100k's.)
+inline fn early(x: u64) u64 {
+    var y = x;
+    asm volatile (""
+        : [y] "+r" (y),
+    );
+    return y;
+}
+
+/// Bit reversal by byte swap and three mask-and-shift swaps.
+inline fn rev64(x0: u64) u64 {
+    var x = @byteSwap(x0);
+    x = ((x >> 4) & 0x0F0F0F0F0F0F0F0F) | ((x & 0x0F0F0F0F0F0F0F0F) << 4);
+    x = ((x >> 2) & 0x3333333333333333) | ((x & 0x3333333333333333) << 2);
+    x = ((x >> 1) & 0x5555555555555555) | ((x & 0x5555555555555555) << 1);
+    return x;
 }
 
 /// Start of the run of `w` bits that contains bit `top` (w has bit `top` set).
@@ -273,6 +300,7 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
     const R = SP | OW;
     const P = ~(L | N | W | HI);
     const Q = bits(v == sp('\''));
+    const SL = if (pat == .o200k) early(bits(v == sp('/'))) else 0;
     const C1 = bits(lo == sp('s')) | bits(lo == sp('d')) | bits(lo == sp('m')) | bits(lo == sp('t'));
     const CL = bits(lo == sp('l'));
     const CVR = bits(lo == sp('v')) | bits(lo == sp('r'));
@@ -334,7 +362,7 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
     }
 
     // The newlines (o200k: and slashes) right after a punctuation run belong to its piece.
-    const T = if (pat == .o200k) NL | bits(v == sp('/')) else NL;
+    const T = NL | SL;
     const A = fillUp(T, NL & pP);
     const Pu = P & ~A; // punctuation that is not absorbed
     const pPu = Pu << 1;
@@ -345,7 +373,7 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
     const ws_first = E & ~pE;
     // After the run's last newline: the spaces that follow it, unless another newline follows them.
     const seedF = (R & nNL) | ((R >> 63 & f_top) << 63);
-    const F = @bitReverse(fillUp(@bitReverse(R), @bitReverse(seedF)));
+    const F = rev64(fillUp(rev64(R), rev64(seedF)));
     const after_nl = R & pNL & ~F;
     // `\s+(?!\S)`: the last of two or more spaces before a non-space.
     var last_space = R & pR & ~nW;
