@@ -48,6 +48,11 @@ import time
 import traceback
 from pathlib import Path
 
+# numpy's OpenBLAS threads busy-wait after numpy calls (perf showed them taking a core in a
+# profile of this 2-core machine); no tool here uses BLAS. Set before numpy is imported, and
+# inherited by the worker processes.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
