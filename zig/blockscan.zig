@@ -129,22 +129,6 @@ comptime {
     }
 }
 
-/// ASCII stand-in for the (valid, non-ASCII) code point at text[i], for cl100k's rules.
-fn standIn(text: []const u8, i: usize) u8 {
-    if (text[i] == 0xC5 and i + 1 < text.len and text[i + 1] == 0xBF) return 's'; // ſ folds to s
-    const c = pretok.charAt(text, i);
-    if (c.p & letter != 0) return 'x';
-    if (c.p & ut.N != 0) return '0';
-    if (c.p & ut.WS != 0) return '\t'; // not U+0020, not \r \n
-    return '#';
-}
-
-inline fn byteAt(text: []const u8, i: usize) u8 {
-    if (i >= text.len) return 0x80; // none
-    const c = text[i];
-    return if (c < 0x80) c else standIn(text, i);
-}
-
 /// Mask of the positions 0..k (inclusive), k < 64.
 inline fn upTo(k: usize) u64 {
     return if (k >= 63) ~@as(u64, 0) else (@as(u64, 2) << @intCast(k)) - 1;
@@ -210,27 +194,22 @@ pub const Starts = struct {
     cut: bool,
 };
 
-/// Piece starts of cl100k_base in text[b .. b+64), given that a piece starts at b.
-pub fn cl100kStarts(text: []const u8, b: usize) Starts {
-    return blockStarts(.cl100k, text, b);
-}
-
-/// Piece starts of o200k_base in text[b .. b+64), given that a piece starts at b.
-pub fn o200kStarts(text: []const u8, b: usize) Starts {
-    return blockStarts(.o200k, text, b);
-}
-
 pub const Pat = enum { cl100k, o200k };
 
-/// ASCII stand-in for the (valid, non-ASCII) code point at text[i]; 0 when there is none (o200k's
-/// Lm/Lo/M letters, which are in both of its case classes).
+/// ASCII stand-in for the (valid, non-ASCII) code point at text[i], for the pattern's rules:
+/// letter 'x' (o200k: 'X' for Lu/Lt), ſ 's' (a contraction letter), digit '0', whitespace
+/// '\t' (not U+0020, not \r \n), other '#'; 0 when there is none (o200k's Lm/Lo/M letters,
+/// which are in both of its case classes).
 fn standInFor(comptime pat: Pat, text: []const u8, i: usize) u8 {
-    if (pat == .cl100k) return standIn(text, i);
     if (text[i] == 0xC5 and i + 1 < text.len and text[i + 1] == 0xBF) return 's'; // ſ: Ll, folds to s
     const c = pretok.charAt(text, i);
-    if (c.p & (ut.Lm | ut.Lo | ut.M) != 0) return 0;
-    if (c.p & (ut.Lu | ut.Lt) != 0) return 'X';
-    if (c.p & ut.Ll != 0) return 'x';
+    if (pat == .cl100k) {
+        if (c.p & letter != 0) return 'x';
+    } else {
+        if (c.p & (ut.Lm | ut.Lo | ut.M) != 0) return 0;
+        if (c.p & (ut.Lu | ut.Lt) != 0) return 'X';
+        if (c.p & ut.Ll != 0) return 'x';
+    }
     if (c.p & ut.N != 0) return '0';
     if (c.p & ut.WS != 0) return '\t';
     return '#';
@@ -347,7 +326,7 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
                 }
                 break;
             }
-            if (j < stop and (text[j] < 0x80 or standIn(text, j) != '\t')) {
+            if (j < stop and (text[j] < 0x80 or standInFor(pat, text, j) != '\t')) {
                 known = true;
                 f_top = @intFromBool(first_non_r == '\n');
             }

@@ -479,40 +479,24 @@ fn lessBytes(v: *const Vocab, a: u32, b: u32) bool {
 
 const SelfMerge = union(enum) { split: u64, not_self, not_monotone };
 
-/// tiktoken's merge loop over a token's own bytes (the O(n^2) scan; tokens are short): its last
-/// merge, or that it does not end in the token, or that its merge ranks ever decrease.
+/// tiktoken's merge loop over a token's own bytes (`vocab.mergeParts`): its last merge, or that
+/// it does not end in the token, or that its merge ranks ever decrease. (Built only for
+/// tiktoken vocabularies, where a merge's rank is its merged id.)
 fn selfMerge(v: *const Vocab, tb: []const u8, work: []u32) SelfMerge {
-    const ids = work[0..tb.len];
-    const ranks = work[tb.len .. 2 * tb.len];
-    var n: usize = tb.len;
-    for (0..n) |i| ids[i] = v.byte_rank[tb[i]];
-    for (0..n - 1) |i| ranks[i] = v.byte_pair[@as(usize, tb[i]) << 8 | tb[i + 1]];
-    ranks[n - 1] = no_rank;
-    var last_rank: u32 = 0;
-    var monotone = true;
-    var last: u64 = 0;
-    while (n > 1) {
-        var best: u32 = no_rank;
-        var bi: usize = 0;
-        for (ranks[0 .. n - 1], 0..) |r, i| {
-            if (r < best) {
-                best = r;
-                bi = i;
-            }
+    const Seen = struct {
+        last_rank: u32 = 0,
+        monotone: bool = true,
+        last: u64 = 0,
+        pub inline fn merged(s: *@This(), r: u32, left: u32, right: u32) void {
+            if (r < s.last_rank) s.monotone = false;
+            s.last_rank = r;
+            s.last = (@as(u64, left) << 32) | right;
         }
-        if (best == no_rank) return .not_self;
-        if (best < last_rank) monotone = false;
-        last_rank = best;
-        last = (@as(u64, ids[bi]) << 32) | ids[bi + 1];
-        ids[bi] = best;
-        std.mem.copyForwards(u32, ids[bi + 1 .. n - 1], ids[bi + 2 .. n]);
-        std.mem.copyForwards(u32, ranks[bi + 1 .. n - 1], ranks[bi + 2 .. n]);
-        n -= 1;
-        ranks[n - 1] = no_rank;
-        ranks[bi] = if (bi + 1 < n) v.pairRank(best, ids[bi + 1]) else no_rank;
-        if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], best);
-    }
-    return if (monotone) .{ .split = last } else .not_monotone;
+    };
+    var seen: Seen = .{};
+    const n = vocab.mergeParts(v, tb, work[0..tb.len], work[tb.len .. 2 * tb.len], VocabPairs{ .v = v }, &seen);
+    if (n > 1) return .not_self;
+    return if (seen.monotone) .{ .split = seen.last } else .not_monotone;
 }
 
 

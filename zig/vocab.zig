@@ -1136,12 +1136,29 @@ const CachePairs = struct {
 
 fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32, cache: ?*PieceCache) usize {
     if (v.pair_slots.len == 0) return mergeSmallBytes(v, piece, out);
-    // ids[i]: token of part i. ranks[i]: id of parts i and i+1 merged (rank == id), or no_rank.
     var ids: [small_max]u32 = undefined;
     var ranks: [small_max]u32 = undefined;
-    var n: usize = piece.len;
-    for (0..n) |i| ids[i] = v.byte_rank[piece[i]];
-    for (0..n - 1) |i| ranks[i] = v.byte_pair[@as(usize, piece[i]) << 8 | piece[i + 1]];
+    const n = if (cache) |c|
+        mergeParts(v, piece, &ids, &ranks, CachePairs{ .c = c, .v = v }, NoObserver{})
+    else
+        mergeParts(v, piece, &ids, &ranks, longpiece.VocabPairs{ .v = v }, NoObserver{});
+    @memcpy(out[0..n], ids[0..n]);
+    return n;
+}
+
+pub const NoObserver = struct {
+    pub inline fn merged(_: NoObserver, _: u32, _: u32, _: u32) void {}
+};
+
+/// tiktoken's merge loop over `bytes` (the O(n^2) scan: pieces here are short). ids[i]: token of
+/// part i; ranks[i]: rank of parts i and i+1 merged (the merged id through `mergedId`), or
+/// no_rank. Pair ranks come from `pairs` (`.rank(a, b)`), and `seen.merged(rank, left, right)`
+/// hears of every merge. Returns how many parts are left in ids (1 unless the parts stop
+/// merging). Also longpiece.zig's load-time check of each token's own merges.
+pub inline fn mergeParts(v: *const Vocab, bytes: []const u8, ids: []u32, ranks: []u32, pairs: anytype, seen: anytype) usize {
+    var n: usize = bytes.len;
+    for (0..n) |i| ids[i] = v.byte_rank[bytes[i]];
+    for (0..n - 1) |i| ranks[i] = v.byte_pair[@as(usize, bytes[i]) << 8 | bytes[i + 1]];
     ranks[n - 1] = no_rank;
     while (n > 1) {
         var best: u32 = no_rank;
@@ -1153,21 +1170,16 @@ fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32, cache: ?*PieceCach
             }
         }
         if (best == no_rank) break;
+        seen.merged(best, ids[bi], ids[bi + 1]);
         const m = v.mergedId(best);
         ids[bi] = m;
         std.mem.copyForwards(u32, ids[bi + 1 .. n - 1], ids[bi + 2 .. n]);
         std.mem.copyForwards(u32, ranks[bi + 1 .. n - 1], ranks[bi + 2 .. n]);
         n -= 1;
         ranks[n - 1] = no_rank;
-        if (cache) |c| {
-            ranks[bi] = if (bi + 1 < n) c.pairRank(v, m, ids[bi + 1]) else no_rank;
-            if (bi > 0) ranks[bi - 1] = c.pairRank(v, ids[bi - 1], m);
-        } else {
-            ranks[bi] = if (bi + 1 < n) v.pairRank(m, ids[bi + 1]) else no_rank;
-            if (bi > 0) ranks[bi - 1] = v.pairRank(ids[bi - 1], m);
-        }
+        ranks[bi] = if (bi + 1 < n) pairs.rank(m, ids[bi + 1]) else no_rank;
+        if (bi > 0) ranks[bi - 1] = pairs.rank(ids[bi - 1], m);
     }
-    @memcpy(out[0..n], ids[0..n]);
     return n;
 }
 
