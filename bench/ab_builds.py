@@ -4,7 +4,7 @@ On a shared machine, separate processes run minutes apart see different neighbou
 build is loaded into the same process (the arrowtok package is imported once per build, each copy
 bound to its own library through ARROWTOK_LIB), their outputs are checked to be identical, and
 their encode_arrow (or count_tokens_arrow) calls alternate round by round. Prints the median MB/s
-per build (CPU time of the call) and its ratio to the first build.
+per build (CPU time of the call; wall time with --threads above 1) and its ratio to the first build.
 
     # build a variant next to the default (see zig-notes / hatch_build.py for the flags)
     python -m ziglang build-lib zig/root.zig -dynamic -OReleaseFast -lc -mcpu x86_64_v3 \\
@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--max-mb", type=float, default=2.0)
     ap.add_argument("--count", action="store_true", help="time count_tokens_arrow instead of encode_arrow")
     ap.add_argument("--cold", action="store_true", help="evict the CPU caches before each timed call")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads= of each call; above 1 the wall time is timed, not CPU time")
     a = ap.parse_args()
 
     import numpy as np
@@ -59,24 +61,25 @@ def main() -> None:
         calls[lib] = enc.count_tokens_arrow if a.count else enc.encode_arrow
     ref = None
     for lib, f in calls.items():
-        out = f(col, threads=1)
+        out = f(col, threads=a.threads)
         if ref is None:
             ref = out
         elif not out.equals(ref):
             sys.exit(f"{lib}: output differs from {libs[0]}")
     evict = np.ones(48 << 20, np.uint8) if a.cold else None
     times = {lib: [] for lib in libs}
+    clock = time.process_time if a.threads == 1 else time.perf_counter
     for _ in range(a.rounds):
         for lib, f in calls.items():
-            f(col, threads=1)
+            f(col, threads=a.threads)
             gc.collect()
             if evict is not None:
                 evict.sum()
-            t0 = time.process_time()
-            f(col, threads=1)
-            times[lib].append(time.process_time() - t0)
+            t0 = clock()
+            f(col, threads=a.threads)
+            times[lib].append(clock() - t0)
     base = statistics.median(times[libs[0]])
-    print(f"{a.corpus} {a.encoding} {'count' if a.count else 'encode'} ({mb:.2f} MB, {a.rounds} rounds"
+    print(f"{a.corpus} {a.encoding} {'count' if a.count else 'encode'} ({mb:.2f} MB, {a.rounds} rounds, {a.threads} thread(s)"
           f"{', cold' if a.cold else ''})")
     for lib in libs:
         med = statistics.median(times[lib])

@@ -6,6 +6,7 @@ const blockscan = @import("blockscan.zig");
 const vocab_mod = @import("vocab.zig");
 const utf8 = @import("utf8.zig");
 const pool = @import("pool.zig");
+const bufcache = @import("bufcache.zig");
 const Vocab = vocab_mod.Vocab;
 
 pub const Status = enum(i32) {
@@ -375,7 +376,7 @@ pub const Owned = struct {
 /// Task token buffers come straight from mmap: they are freed one by one while the result is
 /// assembled, and must go back to the OS then (a malloc heap would keep them resident and double
 /// the peak). Peak is about input + output + one task buffer.
-const big_task_alloc = std.heap.page_allocator;
+const big_task_alloc = bufcache.allocator;
 
 /// Asks for transparent huge pages over the 2 MiB-aligned part of a big task buffer: the
 /// encoder writes its tokens front to back, and 4 KiB pages cost one fault each (~6% of a
@@ -647,7 +648,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.values = t.tokens.items;
             t.tokens = .empty;
         } else owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
-        if (owned.values_mem.len == 0) {
+        if (tasks.items.len != 1 or total == 0) {
             // Tasks' ids into the output, on the pool (each task copies its own and frees its
             // buffer, so the copy and the output's first-touch page faults run in parallel).
             const starts = gpa.alloc(usize, tasks.items.len) catch return .out_of_memory;

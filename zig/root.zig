@@ -270,4 +270,5 @@ test {
     _ = utf8;
     _ = vocab_mod;
     _ = blockscan;
+    _ = @import("bufcache.zig");
 }
