@@ -68,6 +68,10 @@
 //!     64-entry array) before the lookups: -2 to -8%; prefetching the next block's slots while
 //!     the current block is looked up: -6%; probing both slots of a cache-line pair before one
 //!     branch (home slot rounded down to even): -5 to -7%.
+//!   * Session 5: 4-slot buckets (one 64-byte line, the whole bucket compared against the
+//!     key and length at once, so the branch after the load is "hit" whichever slot holds the
+//!     piece): o200k code +2.5%, English -7%, docs -4%; cl100k English 0, code -2%: reverted.
+//!     Unpredictable probe lengths are not what the lookups wait on.
 //!   * `Big` no longer empties itself the first time it is over budget: it keeps what it holds
 //!     until it has turned away as many pieces as it holds (a working set a little larger than
 //!     the budget was thrown out and rebuilt on every pass): docs +5%.
