@@ -123,7 +123,9 @@ _tricky = ["'s", "'S", "'ll", "'LL", "'ve", "'Re", "'t", "'d", "'m", "\u017f", "
            "<|endoftext|>", "<|endofprompt|>", "<|fim_prefix|>", "<|endoftext"]
 _ascii_atoms = ["the", " the", "The", " The", "HTML", "Parser", "aB", "don", "'t", "'S", "'ll", "'rE", "'ve",
                 "x", " ", "  ", "   ", "\t", "\x0b", "\n", "\r\n", " \n", "\n\n", "\n  ", ".", ",", "...", "/",
-                "//", ".\n/", "(", ")", "1", "12", "1234", "'", "\"", "-", "é", "’", " ", "中", "ʰ"]
+                "//", ".\n/", "(", ")", "1", "12", "1234", "'", "\"", "-", "é", "’", " ", "中", "ʰ",
+                # U+2010..U+2027, which blocks classify in place, and their neighbours
+                "“", "”", "‘", "’s", " “", "”\n", "—", "–", "…", "•", "\u2010", "\u2027", "\u2028", "‰"]
 _word_chars = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCXYZéßøжщяабвгд中文字日本語한국어ـعربي"))
 texts = st.one_of(
     st.text(max_size=120),
@@ -149,6 +151,24 @@ def bpe_test(max_examples: int):
 
 
 test_bpe_against_reference = bpe_test(int(os.environ.get("ARROWTOK_FUZZ_TEXT_EXAMPLES", "250")))
+
+
+def test_block_punctuation_in_place(name):
+    """U+2010..U+2027 are classified inside 64-byte blocks (zig/blockscan.zig): every one of them
+    in every context where a code point count matters (a one-code-point prefix of a word, after
+    a space, runs, before newlines and digits), at every offset in a block, in one column call."""
+    rows = []
+    for cp in range(0x2010, 0x2028 + 1):  # U+2028 (a line separator, whitespace) as a neighbour
+        c = chr(cp)
+        for ctx in (f"don{c}t", f"the{c}s", f" {c}word", f"x {c}y", f"{c}{c}x", f"a{c}{c}b", f"{c}\n\nz",
+                    f"1{c}2", f" {c} ", f"({c}x", f"{c}'s", f"'{c}t", f"{c}/\n/x", f"A{c}Bc"):
+            for at in range(0, 70, 3):
+                rows.append("q" * at + " " + ctx + " tail of the row to pass one block" * 2)
+    enc = arrowtok.get_encoding(name)
+    got = enc.encode_arrow(pa.array(rows)).to_pylist()
+    want = oracle(name).encode_ordinary_batch(rows)
+    bad = [r for r, g, w in zip(rows, got, want) if g != w]
+    assert not bad, f"{len(bad)} rows differ from tiktoken, e.g. {bad[0]!r}"
 
 
 def test_reference_is_sound(name):
