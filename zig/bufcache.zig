@@ -16,6 +16,9 @@
 //! never written were never resident). Mappings are split to the size asked for, so `free`
 //! always sees the exact mapping. The lock is only ever tried: under contention the buffer is
 //! mapped or unmapped directly, as without the cache.
+//!
+//! Not for the output of a multi-task call (its `values`, which the tasks' ids are copied into):
+//! served from here too, two-thread docs/lines/English ran 6-11% slower than through malloc.
 const std = @import("std");
 
 const page = std.heap.page_size_min;
