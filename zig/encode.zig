@@ -362,7 +362,11 @@ pub const Owned = struct {
 
     pub fn free(o: *Owned, gpa: std.mem.Allocator) void {
         gpa.free(o.offsets);
-        if (o.values_alloc) |a| a.free(o.values_mem) else gpa.free(o.values);
+        if (o.values_alloc) |a| {
+            if (a.vtable == big_task_alloc.vtable) {
+                bufcache.release(std.mem.sliceAsBytes(o.values_mem), o.values.len * 4);
+            } else a.free(o.values_mem);
+        } else gpa.free(o.values);
         gpa.free(o.validity);
         gpa.free(o.chunk_rows);
         gpa.free(o.chunk_values);
@@ -481,12 +485,18 @@ const CopyCtx = struct {
     tasks: []Task,
     starts: []const usize,
     values: []u32,
+    /// Keep the task buffers for the next call: only when they fit the cache's budget together
+    /// (else they would pass through it while the output fills, and raise the peak by the budget).
+    recycle: bool,
 
     fn runTask(ctx_ptr: *anyopaque, k: usize, _: usize) void {
         const ctx: *CopyCtx = @ptrCast(@alignCast(ctx_ptr));
         const t = &ctx.tasks[k];
         @memcpy(ctx.values[ctx.starts[k]..][0..t.tokens.items.len], t.tokens.items);
-        t.tokens.deinit(t.alloc);
+        if (t.alloc.vtable == big_task_alloc.vtable) {
+            const mem = std.mem.sliceAsBytes(t.tokens.allocatedSlice());
+            if (ctx.recycle) bufcache.release(mem, t.tokens.items.len * 4) else bufcache.discard(mem);
+        } else t.tokens.deinit(t.alloc);
         t.tokens = .empty;
     }
 };
@@ -659,7 +669,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
                 pos += t.tokens.items.len;
             }
             std.debug.assert(pos == total);
-            var cc: CopyCtx = .{ .tasks = tasks.items, .starts = starts, .values = owned.values };
+            var cc: CopyCtx = .{ .tasks = tasks.items, .starts = starts, .values = owned.values, .recycle = total * 4 <= bufcache.resident_cap };
             var cjob: pool.Job = .{ .ctx = &cc, .run = CopyCtx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
             pool.run(&cjob, threads);
         }

@@ -103,6 +103,16 @@
 //!     re-checked by the scalar code for the exact offset): validator alone multilingual 1.5 ->
 //!     2.0 GB/s, docs 2.1 -> 2.3, but English 6.4 -> 3.1 (short rows with a few curly quotes:
 //!     the scalar code's 32-byte ASCII skip wins); encoder: ml +5-11%, English and docs -3-4%.
+//! - Session 5 (same in-process A/B):
+//!   * Recycled token buffers (bufcache.zig): perf had 10.6% of a one-thread English column in
+//!     the kernel (fresh mmap per call, page faults, zeroing, munmap): English +15%, code +13%,
+//!     docs +3-7%; with 64 slots, two-thread docs +8-39% (18.6% -> 7.7% kernel).
+//!   * UTF-8 check by nibble lookups (utf8.zig, Keiser-Lemire): docs +9%, multilingual +15%,
+//!     English +3.5% (the bit-mask validator below lost on English; this one does not).
+//!   * Did not pay: the piece count and count_only flag in locals of the encode loop instead
+//!     of the sink's fields (the compiler reloads them on every piece, fearing aliasing with the
+//!     output stores): +-4%, noise; the multi-task output through bufcache instead of malloc:
+//!     -6 to -11%.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
