@@ -70,6 +70,9 @@
 //!   every ~125 bytes, and 29% of their blocks stopped at one and went to the scalar scanner.
 //!   scan English cl100k 1023 -> 1487 MB/s, o200k 852 -> 1201; blocks that stopped early
 //!   10130 -> 459 of 34881; encode English +8% (cl100k) / +11% (o200k), docs +2%.
+//! - Did not pay (session 5): an x86-64-v4 (AVX-512) build: cl100k encode +1-3%, o200k English
+//!   -9%. The UTF-8 check skipping ASCII blocks after ASCII blocks and all-ASCII row tails:
+//!   +-0 (its share in perf is the first touch of each row's bytes, which moves, not goes).
 //! - Digit groups: a loop adding one group per iteration (up to 21 per block) became three
 //!   phase fills (constant time).
 const std = @import("std");
