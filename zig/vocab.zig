@@ -109,7 +109,10 @@
 //!     docs +3-7%; with 64 slots, two-thread docs +8-39% (18.6% -> 7.7% kernel).
 //!   * UTF-8 check by nibble lookups (utf8.zig, Keiser-Lemire): docs +9%, multilingual +15%,
 //!     English +3.5% (the bit-mask validator below lost on English; this one does not).
-//!   * Did not pay: the piece count and count_only flag in locals of the encode loop instead
+//!   * Did not pay: short pieces of more than 3 ids found through a redirect entry in `Short`
+//!     (their Big arena offset, checked against the key on use) instead of a Short miss and a
+//!     Big probe: docs cl100k +-0, o200k -9%, English -4%, multilingual +-0 (perf's 9% in
+//!     shortMiss on docs was not those lookups); the piece count and count_only flag in locals of the encode loop instead
 //!     of the sink's fields (the compiler reloads them on every piece, fearing aliasing with the
 //!     output stores): +-4%, noise; the multi-task output through bufcache instead of malloc:
 //!     -6 to -11%.
