@@ -109,7 +109,11 @@
 //!     docs +3-7%; with 64 slots, two-thread docs +8-39% (18.6% -> 7.7% kernel).
 //!   * UTF-8 check by nibble lookups (utf8.zig, Keiser-Lemire): docs +9%, multilingual +15%,
 //!     English +3.5% (the bit-mask validator below lost on English; this one does not).
-//!   * Did not pay: short pieces of more than 3 ids found through a redirect entry in `Short`
+//!   * Did not pay: two-byte pieces straight from `byte_pair` (the merged id, or the two byte
+//!     tokens; no hash, no probe) in a case of their own in the encode loop: o200k code -2%,
+//!     dictionary -5% (24% of its pieces are 2 bytes), English -4%, docs -2%. The extra branch
+//!     on the piece length costs more than the probe it saves. Short pieces of more than 3 ids
+//!     found through a redirect entry in `Short`
 //!     (their Big arena offset, checked against the key on use) instead of a Short miss and a
 //!     Big probe: docs cl100k +-0, o200k -9%, English -4%, multilingual +-0 (perf's 9% in
 //!     shortMiss on docs was not those lookups); the piece count and count_only flag in locals of the encode loop instead
