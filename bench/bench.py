@@ -17,7 +17,8 @@ What it does, in order:
   3. It times the tools interleaved (A, B, C, A, B, C, ...) for --repeats rounds and reports medians
      in MB/s of UTF-8 input, with ratios vs tiktoken and vs the fastest exact peer. In its turn each
      tool first runs once untimed on the same input (steady state: the CPU caches hold that tool's
-     tables, not the previous tool's), unless one call takes over 0.5 s.
+     tables, not the previous tool's), unless one call takes over 0.5 s. Python's cyclic garbage
+     collector runs before that untimed call and is off during the timed one.
   4. Pathological inputs through arrowtok vs 1 MB of English, and peak memory of encoding a ~100 MB
      column (in a fresh subprocess) vs input + output size.
   5. Prints Markdown and saves it (plus the raw JSON) under bench/results/ with the machine description.
@@ -217,11 +218,21 @@ SETTLE = True
 SETTLE_MAX_S = 0.5
 
 
-def _timed(fn) -> float:
-    gc.collect()
-    t0 = time.perf_counter()
-    out = fn()
-    dt_ = time.perf_counter() - t0
+def _timed(fn, collect: bool = True) -> float:
+    """Seconds of one call of fn, with the cyclic GC off during it. collect=False when the caller
+    collected before its untimed settling call: a collection right before the timed call walks
+    every Python object the other tools left and evicts the CPU caches the settling call filled
+    (measured: arrowtok's call after gc.collect() took 7.1 ms, right after its own settling
+    call 5-6 ms, in the ten-tool process)."""
+    if collect:
+        gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        out = fn()
+        dt_ = time.perf_counter() - t0
+    finally:
+        gc.enable()
     del out
     return dt_
 
@@ -360,9 +371,12 @@ def run_row(c, enc, mode, threads, tools, ref_tool, repeats, budget_s, examples)
                 continue
             try:
                 if SETTLE and warm[name] < SETTLE_MAX_S:
+                    gc.collect()
                     del_ = fn()
                     del del_
-                times[name].append(_timed(fn))
+                    times[name].append(_timed(fn, collect=False))
+                else:
+                    times[name].append(_timed(fn))
             except Exception as e:  # noqa: BLE001
                 row["tools"][name]["error"] = f"{type(e).__name__}: {e}"[:300]
     for name, ts in times.items():
@@ -596,7 +610,8 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
     L.append("")
     L.append("MB/s of UTF-8 input, median of interleaved repeats (in its turn each tool runs once untimed "
              "before its timed call, so each is measured in steady state with its own data in the CPU "
-             "caches; tools slower than 0.5 s per call skip that), after checking ids against tiktoken. "
+             "caches; gc.collect() runs before the untimed call and the cyclic GC is off during the timed one; "
+             "tools slower than 0.5 s per call skip the untimed call), after checking ids against tiktoken. "
              f"`{FLAG}` = not exact vs tiktoken (speed shown, flagged); `err` = failed; `—` = not applicable. "
              "`best peer` = fastest *exact* peer in that row (arrowtok excluded). "
              "`×tiktoken` and `×best` are arrowtok (encode_arrow in column mode, encode_to_numpy in doc "
