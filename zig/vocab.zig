@@ -109,6 +109,10 @@
 //!     docs +3-7%; with 64 slots, two-thread docs +8-39% (18.6% -> 7.7% kernel).
 //!   * UTF-8 check by nibble lookups (utf8.zig, Keiser-Lemire): docs +9%, multilingual +15%,
 //!     English +3.5% (the bit-mask validator below lost on English; this one does not).
+//!   * Did not pay: a block's pieces in two passes (the 2+ byte pieces looked up into a
+//!     small array first, then every piece in order writing 3 ids, one-byte ones from
+//!     byte_rank, with no branch on the piece's kind): identical ids, 13-18% slower on code,
+//!     English and dictionary. So the kind branch is not the cost either.
 //!   * Did not pay: two-byte pieces straight from `byte_pair` (the merged id, or the two byte
 //!     tokens; no hash, no probe) in a case of their own in the encode loop: o200k code -2%,
 //!     dictionary -5% (24% of its pieces are 2 bytes), English -4%, docs -2%. The extra branch
