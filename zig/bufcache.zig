@@ -85,9 +85,7 @@ fn free(_: *anyopaque, memory: []u8, _: std.mem.Alignment, _: usize) void {
 /// Frees a buffer of this allocator of which only the first `used` bytes were written.
 pub fn release(memory: []u8, used: usize) void {
     const len = std.mem.alignForward(usize, memory.len, page);
-    const p: [*]align(page) u8 = @alignCast(memory.ptr);
-    if (keep(p, len, @min(len, std.mem.alignForward(usize, used, page)))) return;
-    std.posix.munmap(p[0..len]);
+    if (!keep(@alignCast(memory.ptr), len, @min(len, std.mem.alignForward(usize, used, page)))) discard(memory);
 }
 
 /// Frees a buffer of this allocator without keeping it.

@@ -362,11 +362,7 @@ pub const Owned = struct {
 
     pub fn free(o: *Owned, gpa: std.mem.Allocator) void {
         gpa.free(o.offsets);
-        if (o.values_alloc) |a| {
-            if (a.vtable == big_task_alloc.vtable) {
-                bufcache.release(std.mem.sliceAsBytes(o.values_mem), o.values.len * 4);
-            } else a.free(o.values_mem);
-        } else gpa.free(o.values);
+        if (o.values_alloc) |a| freeTokens(a, o.values_mem, o.values.len, true) else gpa.free(o.values);
         gpa.free(o.validity);
         gpa.free(o.chunk_rows);
         gpa.free(o.chunk_values);
@@ -377,14 +373,21 @@ pub const Owned = struct {
     }
 };
 
-/// Task token buffers come straight from mmap: they are freed one by one while the result is
-/// assembled, and must go back to the OS then (a malloc heap would keep them resident and double
-/// the peak). Peak is about input + output + one task buffer.
+/// Big task token buffers are mappings of their own: they are freed one by one while the result
+/// is assembled and must go back to the OS then (a malloc heap would keep them resident and
+/// double the peak), except for the few bufcache.zig keeps for the next call, within its
+/// resident budget. Peak is about input + output + one task buffer.
 const big_task_alloc = bufcache.allocator;
 
-/// Asks for transparent huge pages over the 2 MiB-aligned part of a big task buffer: the
-/// encoder writes its tokens front to back, and 4 KiB pages cost one fault each (~6% of a
-/// one-thread English column in perf: fault entry, zeroing, LRU locks).
+/// Frees a task's token buffer; big ones go to bufcache (kept for the next call if `recycle`),
+/// told how much of them was written.
+fn freeTokens(alloc: std.mem.Allocator, mem: []u32, used: usize, recycle: bool) void {
+    if (mem.len == 0) return;
+    if (alloc.vtable != big_task_alloc.vtable) return alloc.free(mem);
+    const bytes = std.mem.sliceAsBytes(mem);
+    if (recycle) bufcache.release(bytes, used * 4) else bufcache.discard(bytes);
+}
+
 /// Gives back the pages of a finished task buffer past its tokens (with huge pages, the last
 /// one is mostly unused; splitting it keeps the peak at input + output + a few pages a task).
 fn releaseTail(tokens: *std.ArrayList(u32)) void {
@@ -395,6 +398,9 @@ fn releaseTail(tokens: *std.ArrayList(u32)) void {
     _ = std.os.linux.madvise(@ptrFromInt(lo), hi - lo, std.os.linux.MADV.DONTNEED);
 }
 
+/// Asks for transparent huge pages over the 2 MiB-aligned part of a big buffer: the encoder
+/// writes its tokens front to back, and 4 KiB pages cost one fault each (~6% of a one-thread
+/// English column in perf: fault entry, zeroing, LRU locks).
 pub fn adviseHuge(mem: []u8) void {
     const huge = 2 << 20;
     const lo = std.mem.alignForward(usize, @intFromPtr(mem.ptr), huge);
@@ -493,10 +499,7 @@ const CopyCtx = struct {
         const ctx: *CopyCtx = @ptrCast(@alignCast(ctx_ptr));
         const t = &ctx.tasks[k];
         @memcpy(ctx.values[ctx.starts[k]..][0..t.tokens.items.len], t.tokens.items);
-        if (t.alloc.vtable == big_task_alloc.vtable) {
-            const mem = std.mem.sliceAsBytes(t.tokens.allocatedSlice());
-            if (ctx.recycle) bufcache.release(mem, t.tokens.items.len * 4) else bufcache.discard(mem);
-        } else t.tokens.deinit(t.alloc);
+        freeTokens(t.alloc, t.tokens.allocatedSlice(), t.tokens.items.len, ctx.recycle);
         t.tokens = .empty;
     }
 };
@@ -658,7 +661,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.values = t.tokens.items;
             t.tokens = .empty;
         } else owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
-        if (tasks.items.len != 1 or total == 0) {
+        if (owned.values_mem.len == 0) {
             // Tasks' ids into the output, on the pool (each task copies its own and frees its
             // buffer, so the copy and the output's first-touch page faults run in parallel).
             const starts = gpa.alloc(usize, tasks.items.len) catch return .out_of_memory;

@@ -6,8 +6,6 @@
 //! sequence (Unicode 15 ch. 3, "U+FFFD Substitution of Maximal Subparts") becomes one U+FFFD.
 const std = @import("std");
 
-const V = @Vector(16, u8);
-
 /// Length of the maximal valid prefix of a multi-byte sequence starting at s[0] (a non-ASCII
 /// byte). Returns .{ valid_len, ok }: ok == true means s[0..valid_len] is one well-formed code
 /// point; ok == false means s[0..@max(valid_len,1)] is a maximal ill-formed subpart.
