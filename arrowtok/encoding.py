@@ -145,7 +145,8 @@ def _tls():
     return tl
 
 
-# Single texts at least this long are encoded on the pool (Zig cuts them at line starts).
+# Single texts at least this long are encoded on the pool (Zig cuts them at line starts and
+# between words, and a long piece into segments: zig/encode.zig, zig/longpar.zig).
 _PARALLEL_MIN = 256 << 10
 # encode_to_numpy: texts up to this many bytes go through the thread's reusable buffer.
 _NUMPY_VIA_TLS = 64 << 10
@@ -300,7 +301,8 @@ class Encoding:
 
     def _encode_into(self, data: bytes, specials: _SpecialSet | None, errors: str, buf_addr: int, cap: int, tl) -> int:
         """One native call encoding `data` into the ids buffer at `buf_addr` (room for `cap`);
-        texts of 256 KiB and more are cut at line starts and encoded on the pool (same ids).
+        texts of 256 KiB and more are cut at line starts and between words, and pieces of 256 KiB
+        and more into segments, and encoded on the pool (same ids).
         The arguments travel in the thread's TextCall block: two foreign-call arguments instead
         of eight, which is most of the cost of a short text."""
         replace = errors == "replace"

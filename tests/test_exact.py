@@ -213,14 +213,16 @@ def test_piece_cache_rounds_and_budget(name, budget_mb):
 
 
 _CHUNK_ALPHABET = ["\n", "\n", "\r\n", " ", "  ", "\t", "a", "Z", "q", "é", "日本", "7", "42", ".", "!", "'s", "//",
-                   "<|endoftext|>", "x\n", ".\n", " \n", "\nA", "\n b", "\n\nC", "-\n", "Й"]
+                   "<|endoftext|>", "x\n", ".\n", " \n", "\nA", "\n b", "\n\nC", "-\n", "Й",
+                   "word ", " x", "'t ", "A b", ".\r\nB", "x\r\ny", " \r\nz", "\u0301 a", "a \u0301"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(_CHUNK_ALPHABET), min_size=20, max_size=200), st.integers(0, 2**32 - 1))
 def test_big_text_cut_at_line_starts(enc, ref, parts, seed):
-    """Texts of >= 256 KiB are cut at line starts and encoded on the pool: the ids must equal
-    tiktoken's for texts dense in newlines, spaces before newlines and letters after them."""
+    """Texts of >= 256 KiB are cut at line starts (after LF or CRLF) and between words and
+    encoded on the pool: the ids must equal tiktoken's for texts dense in newlines, spaces before
+    newlines and letters after them, and combining marks next to spaces."""
     rng = random.Random(seed)
     chunks, size = [], 0
     while size < 300_000:

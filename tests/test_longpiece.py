@@ -197,10 +197,17 @@ def test_pathological_megabyte_pieces(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_pathological_text_through_the_public_api(name):
-    """encode_ordinary of the 1 MB inputs equals the heap merge applied to the same pieces."""
+def test_pathological_text_through_the_public_api(name, monkeypatch):
+    """encode_ordinary of the 1 MB inputs equals the heap merge applied to the same pieces, on
+    1 to 5 threads (a long piece on several threads is cut into segments joined at compatible
+    token boundaries, zig/longpar.zig; a text is cut at line starts and between words)."""
     enc = arrowtok.get_encoding(name)
-    for kind, data in _pathological().items():
+    rng = random.Random(99)
+    inputs = _pathological()
+    inputs["dna"] = bytes(rng.choice(b"ACGT") for _ in range(700_000))
+    inputs["mixed case"] = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(600_000))
+    inputs["cyrillic"] = "".join(chr(rng.randint(0x0400, 0x04FF)) for _ in range(200_000)).encode()
+    for kind, data in inputs.items():
         want: list[int] = []
         start = 0
         for end in piece_ends(name, data):
@@ -208,7 +215,11 @@ def test_pathological_text_through_the_public_api(name):
             rank = N.lib.at_vocab_rank(enc._vocab.handle, p, len(p))
             want += [rank] if rank >= 0 else encode_piece(name, p, HEAP)
             start = end
-        assert enc.encode_ordinary(data.decode()) == want, kind
+        text = data.decode()
+        for threads in (1, 2, 3, 5):
+            monkeypatch.setenv("ARROWTOK_NUM_THREADS", str(threads))
+            assert enc.encode_ordinary(text) == want, (kind, threads)
+            assert enc.encode_to_numpy(text, disallowed_special=()).tolist() == want, (kind, threads)
 
 
 def piece_ends(name: str, data: bytes) -> list[int]:

@@ -695,32 +695,72 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
 pub const par_min_bytes = 256 << 10;
 const par_chunk_min = 64 << 10;
 
-/// A position p where every supported pattern ends a piece whatever follows p, and where the
-/// pieces before p do not depend on the text after it: text[p-2] is a visible ASCII character,
-/// text[p-1] is '\n', text[p] an ASCII letter. The '\n' then ends its piece in all scanners (a
-/// lone newline, or the tail of a punctuation run), the letter cannot take '\n' as its optional
-/// prefix, and the one look-ahead that sees past the '\n' (`\s+(?!\S)` / `\s++$` on a one-char
-/// run) picks the same extent at the end of a chunk as before a letter.
-inline fn isChunkStart(text: []const u8, p: usize) bool {
-    const a = text[p - 2];
-    return text[p - 1] == '\n' and a > 0x20 and a < 0x7F and (text[p] | 0x20) -% 'a' < 26;
+/// A position p where the pattern ends a piece whatever follows p, and where the pieces before
+/// p do not depend on the text after it. Three kinds:
+/// - text[p-2] a visible ASCII character, text[p-1] '\n', text[p] an ASCII letter. The '\n'
+///   ends its piece in all patterns (a lone newline, or the tail of a punctuation run), the
+///   letter cannot take '\n' as its optional prefix, and the one look-ahead that sees past the
+///   '\n' (`\s+(?!\S)` / `\s++$` on a one-char run) picks the same extent at the end of a chunk
+///   as before a letter.
+/// - The same after "\r\n" (text[p-3] visible ASCII), for the patterns with `\s*[\r\n]+`
+///   (cl100k, o200k, qwen2), which take "\r\n" whole either way; gpt2's `\s+(?!\S)` would take
+///   "\r\n" whole at the end of a chunk but "\r", "\n" before a letter.
+/// - text[p-1] an ASCII letter, text[p] ' ', text[p+1] an ASCII letter (prose with no line
+///   breaks). A piece that holds a letter ends before a space in every pattern (letter runs,
+///   contractions, o200k's cased runs and suffixes), so a piece starts at p, and the letter run
+///   before p ends there at the end of a chunk too.
+/// tests: "chunk starts" below checks every such p in random texts against the pretokenizer.
+inline fn isChunkStart(pat: pretok.Pattern, text: []const u8, p: usize) bool {
+    const c = text[p - 1];
+    if (c == '\n') {
+        if (!isAsciiLetter(text[p])) return false;
+        const a = text[p - 2];
+        if (a > 0x20 and a < 0x7F) return true;
+        return a == '\r' and p >= 3 and pat != .gpt2 and text[p - 3] > 0x20 and text[p - 3] < 0x7F;
+    }
+    return text[p] == ' ' and p + 1 < text.len and isAsciiLetter(c) and isAsciiLetter(text[p + 1]);
 }
 
-/// The first chunk start at or after `from` (>= 2), if any.
-fn nextChunkStart(text: []const u8, from: usize) ?usize {
-    var i = from - 1;
-    while (std.mem.indexOfScalarPos(u8, text, i, '\n')) |nl| {
-        if (nl + 1 >= text.len) return null;
-        if (nl >= 1 and isChunkStart(text, nl + 1)) return nl + 1;
-        i = nl + 1;
+inline fn isAsciiLetter(c: u8) bool {
+    return (c | 0x20) -% 'a' < 26;
+}
+
+/// The first chunk start at or after `from` (>= 3), if any. Candidates (a letter after '\n', a
+/// space between letters) come 32 at a time from vector compares: texts made of one separator
+/// (1 MB of spaces or newlines) must not cost a call per byte.
+fn nextChunkStart(pat: pretok.Pattern, text: []const u8, from: usize) ?usize {
+    std.debug.assert(from >= 3);
+    const V = @Vector(32, u8);
+    const lane = 32;
+    var p = from;
+    while (p + lane + 1 <= text.len) : (p += lane) {
+        const prev: V = text[p - 1 ..][0..lane].*;
+        const cur: V = text[p..][0..lane].*;
+        const next: V = text[p + 1 ..][0..lane].*;
+        const after_nl: u32 = @bitCast(prev == @as(V, @splat('\n')));
+        const spaces: u32 = @bitCast(cur == @as(V, @splat(' ')));
+        var bits = (after_nl & letterBits(cur)) | (spaces & letterBits(prev) & letterBits(next));
+        while (bits != 0) : (bits &= bits - 1) {
+            const i = p + @ctz(bits);
+            if (isChunkStart(pat, text, i)) return i;
+        }
+    }
+    while (p + 1 < text.len) : (p += 1) {
+        if (isChunkStart(pat, text, p)) return p;
     }
     return null;
 }
 
-/// Whether the specials allow chunking (none contains a newline, so none spans a chunk start).
+inline fn letterBits(v: @Vector(32, u8)) u32 {
+    const V = @Vector(32, u8);
+    return @bitCast((v | @as(V, @splat(0x20))) -% @as(V, @splat('a')) < @as(V, @splat(26)));
+}
+
+/// Whether the specials allow chunking (none contains a newline or a space, so none spans a
+/// chunk start).
 fn specialsSplittable(specials: ?*const Specials) bool {
     const sp = specials orelse return true;
-    return std.mem.indexOfScalar(u8, sp.data, '\n') == null;
+    return std.mem.indexOfAny(u8, sp.data, "\n ") == null;
 }
 
 const ParCtx = struct {
@@ -773,7 +813,7 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
     try starts.append(gpa, 0);
     var p: usize = target;
     while (p + par_chunk_min / 2 < text.len) {
-        const q = nextChunkStart(text, p) orelse break;
+        const q = nextChunkStart(v.pattern, text, p) orelse break;
         if (text.len - q < par_chunk_min / 2) break;
         try starts.append(gpa, q);
         p = q + target;
@@ -801,4 +841,63 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
         w += c;
     }
     return w;
+}
+
+test "chunk starts: the pieces of both sides equal the whole text's, for every pattern" {
+    var prng = std.Random.DefaultPrng.init(0xC0FFEE);
+    const r = prng.random();
+    const frags = [_][]const u8{
+        " ", " ", "  ", "\n", "\n", "\r\n", "\r", "\t", "a", "b", "Z", "q", "xy", "'s", "'S", "'ll",
+        ".", "!", "//", "/", "1", "42", "\xc3\xa9", "\xc3\x89", "\xcc\x81", "\xe4\xb8\xad", "\xc2\xa0", " \n", ".\n", "-\r\n",
+    };
+    var buf: [400]u8 = undefined;
+    var ends_full: [400]bool = undefined;
+    var checked: usize = 0;
+    for (0..6000) |_| {
+        var len: usize = 0;
+        while (len < 200) {
+            const f = frags[r.uintLessThan(usize, frags.len)];
+            @memcpy(buf[len..][0..f.len], f);
+            len += f.len;
+        }
+        const text = buf[0..len];
+        inline for (.{ pretok.Pattern.cl100k, pretok.Pattern.o200k, pretok.Pattern.gpt2, pretok.Pattern.qwen2 }) |pat| {
+            @memset(ends_full[0 .. len + 1], false);
+            var pos: usize = 0;
+            while (pos < len) {
+                pos = pretok.nextPieceEnd(pat, text, pos);
+                ends_full[pos] = true;
+            }
+            for (3..len - 1) |p| {
+                if (!isChunkStart(pat, text, p)) continue;
+                checked += 1;
+                try std.testing.expect(ends_full[p]);
+                // The left chunk alone: the same piece ends up to p (each of its ends is one of
+                // the whole text's, and as many).
+                var q: usize = 0;
+                var n: usize = 0;
+                while (q < p) : (n += 1) {
+                    q = pretok.nextPieceEnd(pat, text[0..p], q);
+                    try std.testing.expect(ends_full[q]);
+                }
+                try std.testing.expectEqual(std.mem.count(bool, ends_full[1 .. p + 1], &.{true}), n);
+                // The right chunk alone: the same piece ends from p on.
+                q = p;
+                n = 0;
+                while (q < len) : (n += 1) {
+                    q = p + pretok.nextPieceEnd(pat, text[p..], q - p);
+                    try std.testing.expect(ends_full[q]);
+                }
+                try std.testing.expectEqual(std.mem.count(bool, ends_full[p + 1 .. len + 1], &.{true}), n);
+            }
+            // nextChunkStart finds the first one.
+            var want: ?usize = null;
+            for (3..len - 1) |p| if (isChunkStart(pat, text, p)) {
+                want = p;
+                break;
+            };
+            try std.testing.expectEqual(want, nextChunkStart(pat, text, 3));
+        }
+    }
+    try std.testing.expect(checked > 40_000);
 }

@@ -588,6 +588,12 @@ inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo
 
 const memo_min_len = 8;
 
+/// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (longpar.zig's joins).
+pub fn compatible(v: *const Vocab, a: u32, b: u32) bool {
+    const t = &v.long;
+    return firstStateHolds(v, t, a, b) and restHolds(t, VocabPairs{ .v = v }, a, b);
+}
+
 /// BPE of `piece` into `out` (room for piece.len tokens); `bits` holds 2 * (piece.len / 64 + 1)
 /// words, `memo` a power of two >= 4.
 /// Returns the token count, or null if the search failed (impossible for a vocabulary that
@@ -880,7 +886,7 @@ fn checkSplits(v: *const Vocab, gpa: std.mem.Allocator) error{OutOfMemory}!i64 {
 // Tests: the backtracking encoder against the heap merge on trained and hand-made vocabularies.
 
 /// A tiktoken-format vocabulary: the 256 bytes, then `extra` tokens in rank order.
-fn vocabFrom(gpa: std.mem.Allocator, extra: []const []const u8) !*Vocab {
+pub fn vocabFrom(gpa: std.mem.Allocator, extra: []const []const u8) !*Vocab {
     var text: std.ArrayList(u8) = .empty;
     defer text.deinit(gpa);
     var b64: [512]u8 = undefined;
@@ -899,7 +905,7 @@ fn vocabFrom(gpa: std.mem.Allocator, extra: []const []const u8) !*Vocab {
 
 /// BPE training on `corpus` (most frequent adjacent pair, first seen on ties), `n_merges`
 /// times: a vocabulary like the real ones (every token made of two earlier ones).
-fn trainedTokens(gpa: std.mem.Allocator, arena: std.mem.Allocator, corpus: []const u8, n_merges: usize) !std.ArrayList([]const u8) {
+pub fn trainedTokens(gpa: std.mem.Allocator, arena: std.mem.Allocator, corpus: []const u8, n_merges: usize) !std.ArrayList([]const u8) {
     var toks: std.ArrayList([]const u8) = .empty;
     var seq: std.ArrayList([]const u8) = .empty;
     defer seq.deinit(gpa);
@@ -963,7 +969,7 @@ fn expectSameAsHeap(v: *const Vocab, piece: []const u8, scratch: *vocab.Scratch)
 }
 
 /// Random text: runs from a few "words" with noise, so trained tokens get long.
-fn randomText(r: std.Random, buf: []u8, alphabet: []const u8) []u8 {
+pub fn randomText(r: std.Random, buf: []u8, alphabet: []const u8) []u8 {
     const words = [_][]const u8{ "abcab", "bcd", "aaaa", "dcba", "abab", "cc" };
     var n: usize = 0;
     while (n < buf.len) {

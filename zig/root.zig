@@ -189,6 +189,8 @@ export fn at_encode_text(
         out_n.* = @intCast(n);
         return 0;
     }
+    // Not cut: its long pieces may still use the pool (longpar.zig).
+    scratch.piece_threads = threads;
     var sink: enc.Sink = .{ .gpa = enc.no_alloc, .buf = &buf, .count_only = false };
     enc.encodeText(vv, text, specials, &sink, &scratch) catch return @intFromEnum(Status.out_of_memory);
     out_n.* = @intCast(buf.items.len);
@@ -271,4 +273,5 @@ test {
     _ = vocab_mod;
     _ = blockscan;
     _ = @import("bufcache.zig");
+    _ = @import("longpar.zig");
 }

@@ -132,6 +132,7 @@
 const std = @import("std");
 const pretok = @import("pretok.zig");
 const longpiece = @import("longpiece.zig");
+const longpar = @import("longpar.zig");
 
 pub const no_rank: u32 = std.math.maxInt(u32);
 var next_serial: std.atomic.Value(u64) = .init(1);
@@ -573,6 +574,8 @@ pub const Scratch = struct {
     text: std.ArrayList(u8) = .empty,
     /// This thread's piece cache (borrowed; set by `bind`).
     cache: ?*PieceCache = null,
+    /// Threads one long piece may use (longpar.zig); 1 inside pool tasks.
+    piece_threads: usize = 1,
 
     pub fn init(gpa: std.mem.Allocator) Scratch {
         return .{ .gpa = gpa };
@@ -1142,8 +1145,22 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
     return mergeHeap(v, piece, out, scratch);
 }
 
-/// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache.
+/// BPE of a piece of at least longpiece.min_len bytes on this thread: the backtracking encoder,
+/// or the heap merge where it gives up (longpar.zig's segments).
+pub fn encodeLongPiece(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
+    std.debug.assert(s.piece_threads <= 1);
+    if (v.long.ready()) {
+        if (try mergeLong(v, piece, out, s)) |n| return n;
+    }
+    return mergeHeap(v, piece, out, s);
+}
+
+/// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache; pieces
+/// of longpar.min_len bytes and more on the pool when the caller allows threads.
 fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
+    if (s.piece_threads > 1 and piece.len >= longpar.min_len) {
+        if (try longpar.encode(s.gpa, v, piece, out, s.piece_threads)) |n| return n;
+    }
     try s.dead.resize(s.gpa, 2 * (piece.len / 64 + 1));
     const memo_len = @min(@as(usize, 1) << 13, std.math.ceilPowerOfTwoAssert(usize, @max(piece.len, 4)));
     try s.memo.resize(s.gpa, memo_len);
