@@ -407,23 +407,41 @@ def pathological(cfg: dict) -> dict:
         "1 MB newlines": "\n" * mb,
         "10,000 combining marks on 'a'": "a" + "\u0301" * 10_000,
     }
+    # On one thread and on all cores (the default: texts of 256 KiB and more are cut at line
+    # starts and between words, long pieces into segments), interleaved.
+    from arrowtok.encoding import default_threads
+
+    all_cores = default_threads()
+    thread_counts = sorted({1, all_cores})
     res = {}
-    for enc in cfg["encodings"]:
-        e = arrowtok.get_encoding(enc)
-        for name, text in inputs.items():
-            e.encode_to_numpy(text, disallowed_special=())  # warm-up
-        times = {name: [] for name in inputs}
-        for _ in range(cfg["repeats"]):
-            for name, text in inputs.items():
-                times[name].append(_timed(lambda text=text: e.encode_to_numpy(text, disallowed_special=())))
-        base = statistics.median(times["1 MB English (baseline)"])
-        base_b = len(english.encode("utf-8"))
-        for name, text in inputs.items():
-            med = statistics.median(times[name])
-            nb = len(text.encode("utf-8"))
-            res[f"{enc}|{name}"] = {"encoding": enc, "input": name, "bytes": nb, "median_s": med,
-                                    "ratio_vs_english": med / base,
-                                    "per_byte_ratio": (med / nb) / (base / base_b)}
+    saved = os.environ.get("ARROWTOK_NUM_THREADS")
+    try:
+        for enc in cfg["encodings"]:
+            e = arrowtok.get_encoding(enc)
+            times = {(name, th): [] for name in inputs for th in thread_counts}
+            for th in thread_counts:
+                os.environ["ARROWTOK_NUM_THREADS"] = str(th)
+                for name, text in inputs.items():
+                    e.encode_to_numpy(text, disallowed_special=())  # warm-up
+            for _ in range(cfg["repeats"]):
+                for name, text in inputs.items():
+                    for th in thread_counts:
+                        os.environ["ARROWTOK_NUM_THREADS"] = str(th)
+                        times[(name, th)].append(_timed(lambda text=text: e.encode_to_numpy(text, disallowed_special=())))
+            base_b = len(english.encode("utf-8"))
+            for th in thread_counts:
+                base = statistics.median(times[("1 MB English (baseline)", th)])
+                for name, text in inputs.items():
+                    med = statistics.median(times[(name, th)])
+                    nb = len(text.encode("utf-8"))
+                    res[f"{enc}|{name}|{th}"] = {"encoding": enc, "input": name, "threads": th, "bytes": nb,
+                                                 "median_s": med, "ratio_vs_english": med / base,
+                                                 "per_byte_ratio": (med / nb) / (base / base_b)}
+    finally:
+        if saved is None:
+            os.environ.pop("ARROWTOK_NUM_THREADS", None)
+        else:
+            os.environ["ARROWTOK_NUM_THREADS"] = saved
     return res
 
 
@@ -739,15 +757,18 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
     L.append("")
     # pathological
     if patho:
-        L.append("## Pathological inputs (arrowtok encode_to_numpy, one thread)")
+        L.append("## Pathological inputs (arrowtok encode_to_numpy, one thread and all cores)")
         L.append("")
         if "error" in patho:
             L.append(f"error: {patho['error']}")
         else:
-            L.append("| encoding | input | bytes | median ms | time ÷ 1 MB English | per-byte ÷ English |")
-            L.append("|---|---|---:|---:|---:|---:|")
+            L.append("Each input against 1 MB of English at the same thread count (the English text is cut "
+                     "at line starts on all cores; a long piece is cut into segments).")
+            L.append("")
+            L.append("| encoding | input | bytes | threads | median ms | time ÷ 1 MB English | per-byte ÷ English |")
+            L.append("|---|---|---:|---:|---:|---:|---:|")
             for v in patho.values():
-                L.append(f"| {v['encoding'].replace('_base', '')} | {v['input']} | {v['bytes']:,} | "
+                L.append(f"| {v['encoding'].replace('_base', '')} | {v['input']} | {v['bytes']:,} | {v.get('threads', 1)} | "
                          f"{v['median_s'] * 1e3:.1f} | {v['ratio_vs_english']:.2f}× | {v['per_byte_ratio']:.2f}× |")
         L.append("")
     if mem:

@@ -117,6 +117,36 @@ def test_invalid_utf8_names_row_and_offset(enc, ref):
     assert res == [None if r is None else ref.encode_ordinary(r.decode("utf-8", "replace")) for r in rows]
 
 
+def test_big_rows_on_all_threads(enc, ref):
+    """Rows of 256 KiB and more (and at least a task's share) are encoded on all threads after
+    the other rows: cut at line starts and between words, or a long piece into segments. Ids,
+    counts, nulls and errors are as on one thread."""
+    import random
+    rng = random.Random(11)
+    words = ["alpha", "beta", "gamma", "delta", "it's", "Ünïcode", "日本語", "x2", "..."]
+    prose = " ".join(rng.choice(words) for _ in range(60_000))  # ~400 KB, no newline
+    lines = "\r\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(4_000))
+    word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(300_000))
+    rows = ["small", prose, None, "", word, lines, "tail row"]
+    arr = pa.array(rows)
+    want = want_rows(ref, rows)
+    for t in (1, 2, 3, 5):
+        assert enc.encode_arrow(arr, threads=t).to_pylist() == want, t
+        assert enc.count_tokens_arrow(arr, threads=t).to_pylist() == [None if w is None else len(w) for w in want], t
+    assert enc.encode_arrow(pa.array([word]), threads=2).to_pylist() == [ref.encode_ordinary(word)]
+    # errors in a big row: its number and offset; errors="replace" as one thread would
+    bad = [b"ok", prose.encode()[:200_000] + b"\xff" + prose.encode()[200_000:], b"\xe2\x82"]
+    barr = pa.array(bad, pa.binary())
+    with pytest.raises(UnicodeDecodeError) as py:
+        bad[1].decode()
+    for t in (1, 3):
+        with pytest.raises(arrowtok.ArrowtokError) as e:
+            enc.encode_arrow(barr, threads=t)
+        assert e.value.row == 1 and e.value.byte_offset == py.value.start
+        got = enc.encode_arrow(barr, threads=t, errors="replace").to_pylist()
+        assert got == [ref.encode_ordinary(b.decode("utf-8", "replace")) for b in bad]
+
+
 def test_threads_identical(enc):
     rows = [("word " * (i % 50)) + str(i) + " 😀" * (i % 3) for i in range(20000)]
     arr = pa.array(rows)

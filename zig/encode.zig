@@ -416,6 +416,9 @@ const Task = struct {
     row_begin: usize,
     row_end: usize,
     bytes: usize,
+    /// One row big enough to cut (`encodeTextParallel` / longpar.zig): encoded after the pool
+    /// job, on all the job's threads.
+    split: bool = false,
     tokens: std.ArrayList(u32) = .empty,
     status: Status = .ok,
     err_row: usize = 0,
@@ -439,15 +442,21 @@ const Ctx = struct {
 
     fn runTask(ctx_ptr: *anyopaque, t: usize, worker: usize) void {
         const ctx: *Ctx = @ptrCast(@alignCast(ctx_ptr));
-        ctx.doTask(&ctx.tasks[t], &ctx.slots[worker]) catch |e| {
-            ctx.tasks[t].status = switch (e) {
+        if (ctx.tasks[t].split) return;
+        ctx.runOne(&ctx.tasks[t], &ctx.slots[worker], 1);
+    }
+
+    fn runOne(ctx: *Ctx, task: *Task, slot: *Slot, row_threads: usize) void {
+        ctx.doTask(task, slot, row_threads) catch |e| {
+            task.status = switch (e) {
                 error.OutOfMemory => .out_of_memory,
                 error.TooLarge => .too_large,
             };
         };
     }
 
-    fn doTask(ctx: *Ctx, task: *Task, slot: *Slot) error{ OutOfMemory, TooLarge }!void {
+    /// row_threads > 1: each row may use the pool itself (a split task, run outside the job).
+    fn doTask(ctx: *Ctx, task: *Task, slot: *Slot, row_threads: usize) error{ OutOfMemory, TooLarge }!void {
         const count_only = ctx.opts.count_only != 0;
         slot.scratch.bind(ctx.v);
         if (!count_only) {
@@ -474,7 +483,9 @@ const Ctx = struct {
                 text = slot.scratch.text.items[0..n];
             }
             const before = sink.count;
-            try encodeText(ctx.v, text, ctx.specials, &sink, &slot.scratch);
+            if (row_threads > 1) {
+                try ctx.encodeRowParallel(text, &sink, slot, row_threads);
+            } else try encodeText(ctx.v, text, ctx.specials, &sink, &slot.scratch);
             const c = sink.count - before;
             if (c > std.math.maxInt(u32)) {
                 task.status = .too_large;
@@ -484,6 +495,27 @@ const Ctx = struct {
             ctx.counts[i] = @intCast(c);
         }
         if (!count_only and task.alloc.vtable == big_task_alloc.vtable) releaseTail(&task.tokens);
+    }
+
+    /// One big row on the pool: cut at line starts and between words (into the sink's free
+    /// room, or only counted), else on this thread with its long pieces cut into segments.
+    fn encodeRowParallel(ctx: *Ctx, text: []const u8, sink: *Sink, slot: *Slot, threads: usize) error{OutOfMemory}!void {
+        if (sink.count_only) {
+            if (try encodeTextParallel(ctx.gpa, ctx.v, text, ctx.specials, null, threads)) |got| {
+                sink.count += got;
+                return;
+            }
+        } else {
+            try sink.buf.ensureUnusedCapacity(sink.gpa, text.len);
+            if (try encodeTextParallel(ctx.gpa, ctx.v, text, ctx.specials, sink.buf.unusedCapacitySlice(), threads)) |got| {
+                sink.buf.items.len += got;
+                sink.count += got;
+                return;
+            }
+        }
+        slot.scratch.piece_threads = threads;
+        defer slot.scratch.piece_threads = 1;
+        try encodeText(ctx.v, text, ctx.specials, sink, &slot.scratch);
     }
 };
 
@@ -550,7 +582,20 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         var begin: usize = 0;
         var acc: usize = 0;
         for (0..n) |i| {
-            if (!in.isNull(i)) acc += in.rowLen(i);
+            const len = if (in.isNull(i)) 0 else in.rowLen(i);
+            if (threads > 1 and len >= par_min_bytes and len >= target) {
+                // A row of a task's size or more would make a task too coarse to balance: the
+                // row itself goes on all threads, after the job.
+                if (begin < i) {
+                    const alloc = if (acc >= big_task_bytes) big_task_alloc else gpa;
+                    tasks.append(gpa, .{ .alloc = alloc, .row_begin = begin, .row_end = i, .bytes = acc }) catch return .out_of_memory;
+                }
+                tasks.append(gpa, .{ .alloc = big_task_alloc, .row_begin = i, .row_end = i + 1, .bytes = len, .split = true }) catch return .out_of_memory;
+                begin = i + 1;
+                acc = 0;
+                continue;
+            }
+            acc += len;
             if (acc >= target or i + 1 == n) {
                 const alloc = if (acc >= big_task_bytes) big_task_alloc else gpa;
                 tasks.append(gpa, .{ .alloc = alloc, .row_begin = begin, .row_end = i + 1, .bytes = acc }) catch return .out_of_memory;
@@ -572,6 +617,9 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     var ctx: Ctx = .{ .gpa = gpa, .v = v, .in = in, .opts = opts, .specials = specials, .tasks = tasks.items, .slots = slots, .counts = counts };
     var job: pool.Job = .{ .ctx = &ctx, .run = Ctx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
     pool.run(&job, threads);
+    for (tasks.items) |*t| {
+        if (t.split) ctx.runOne(t, &slots[0], threads);
+    }
 
     for (tasks.items) |*t| {
         if (t.status != .ok) {
@@ -768,7 +816,8 @@ const ParCtx = struct {
     text: []const u8,
     specials: ?*const Specials,
     starts: []const usize, // chunk k is text[starts[k]..starts[k+1]]
-    dst: []u32,
+    dst: ?[]u32, // null: count only
+    gpa: std.mem.Allocator,
     counts: []usize,
     failed: std.atomic.Value(bool) = .init(false),
     slots: []Slot,
@@ -779,14 +828,18 @@ const ParCtx = struct {
         const b = ctx.starts[k + 1];
         const slot = &ctx.slots[worker];
         slot.scratch.bind(ctx.v);
-        // tokens <= bytes: chunk k's ids fit in dst[a..b], compacted afterwards.
-        var buf: std.ArrayList(u32) = .initBuffer(ctx.dst[a..b]);
-        var sink: Sink = .{ .gpa = no_alloc, .buf = &buf, .count_only = false };
+        // tokens <= bytes: chunk k's ids fit in dst[a..b], compacted afterwards. Counting, the
+        // slot's tmp is the pieces' scratch.
+        var buf: std.ArrayList(u32) = if (ctx.dst) |d| .initBuffer(d[a..b]) else .empty;
+        var sink: Sink = if (ctx.dst != null)
+            .{ .gpa = no_alloc, .buf = &buf, .count_only = false }
+        else
+            .{ .gpa = ctx.gpa, .buf = &slot.tmp, .count_only = true };
         encodeText(ctx.v, ctx.text[a..b], ctx.specials, &sink, &slot.scratch) catch {
             ctx.failed.store(true, .monotonic);
             return;
         };
-        ctx.counts[k] = buf.items.len;
+        ctx.counts[k] = sink.count;
     }
 };
 
@@ -802,10 +855,11 @@ pub const no_alloc = std.mem.Allocator{ .ptr = undefined, .vtable = &std.mem.All
     .free = std.mem.Allocator.noFree,
 } };
 
-/// Encodes valid UTF-8 `text` into `dst` (dst.len >= text.len) on up to `threads` threads by
-/// cutting it at `isChunkStart` positions; returns the number of ids, or null when the text
-/// cannot be cut (then the caller encodes it on one thread). Same ids as `encodeText`.
-pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const u8, specials: ?*const Specials, dst: []u32, threads: usize) error{OutOfMemory}!?usize {
+/// Encodes valid UTF-8 `text` into `dst` (dst.len >= text.len; null: only count) on up to
+/// `threads` threads by cutting it at `isChunkStart` positions; returns the number of ids, or
+/// null when the text cannot be cut (then the caller encodes it on one thread). Same ids as
+/// `encodeText`.
+pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const u8, specials: ?*const Specials, dst: ?[]u32, threads: usize) error{OutOfMemory}!?usize {
     if (threads <= 1 or text.len < par_min_bytes or !specialsSplittable(specials)) return null;
     const target = @max(par_chunk_min, text.len / (threads * 8));
     var starts: std.ArrayList(usize) = .empty;
@@ -826,18 +880,23 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
     const n_slots = pool.slotCount(threads);
     const slots = try gpa.alloc(Slot, n_slots);
     defer {
-        for (slots) |*s| s.scratch.deinit();
+        for (slots) |*s| {
+            s.scratch.deinit();
+            s.tmp.deinit(gpa);
+        }
         gpa.free(slots);
     }
     for (slots) |*s| s.* = .{ .scratch = vocab_mod.Scratch.init(gpa) };
-    var ctx: ParCtx = .{ .v = v, .text = text, .specials = specials, .starts = starts.items, .dst = dst, .counts = counts, .slots = slots };
+    var ctx: ParCtx = .{ .v = v, .text = text, .specials = specials, .starts = starts.items, .dst = dst, .gpa = gpa, .counts = counts, .slots = slots };
     var job: pool.Job = .{ .ctx = &ctx, .run = ParCtx.runTask, .n_tasks = n_chunks, .max_helpers = 0 };
     pool.run(&job, n_slots);
     if (ctx.failed.load(.monotonic)) return error.OutOfMemory;
     var w: usize = 0;
     for (counts, 0..) |c, k| {
         const a = starts.items[k];
-        if (a != w) std.mem.copyForwards(u32, dst[w .. w + c], dst[a .. a + c]);
+        if (dst) |d| {
+            if (a != w) std.mem.copyForwards(u32, d[w .. w + c], d[a .. a + c]);
+        }
         w += c;
     }
     return w;
