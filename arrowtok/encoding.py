@@ -269,7 +269,12 @@ class Encoding:
         return frozenset(disallowed_special)
 
     @staticmethod
-    def _check_disallowed(text: str, disallowed: frozenset[str]) -> None:
+    def _check_disallowed(text: str, disallowed: frozenset[str], data: bytes | None = None) -> None:
+        # With the UTF-8 bytes at hand, one memchr per distinct first byte first (b"<" for
+        # every special token of the known encodings; a one-byte needle is a memchr, while a
+        # two-byte one or a str needle costs ~0.2-0.7 ms per MB): 1 MB with no '<' in 0.05 ms.
+        if data is not None and not any(p in data for p in _prefixes(disallowed)):
+            return
         hits = [(text.find(t), t) for t in disallowed if t in text]
         if hits:
             pos = min(p for p, _ in hits)
@@ -334,9 +339,9 @@ class Encoding:
         per token, so large documents stay fast."""
         allowed = self._allowed(allowed_special)
         disallowed = self._disallowed(allowed, disallowed_special)
-        if disallowed:
-            self._check_disallowed(text, disallowed)
         data = self._utf8(text)
+        if disallowed:
+            self._check_disallowed(text, disallowed, data)
         n = len(data)
         tl = _tls()
         if n <= _NUMPY_VIA_TLS:  # small: through the thread's buffer, then one copy
@@ -371,9 +376,10 @@ class Encoding:
         """Encode like tiktoken's `Encoding.encode` (same defaults: special-token text raises ValueError)."""
         allowed = self._allowed(allowed_special)
         disallowed = self._disallowed(allowed, disallowed_special)
+        data = self._utf8(text)
         if disallowed:
-            self._check_disallowed(text, disallowed)
-        return self._encode_utf8(self._utf8(text), self._special_set(allowed))
+            self._check_disallowed(text, disallowed, data)
+        return self._encode_utf8(data, self._special_set(allowed))
 
     def encode_bytes(self, data: bytes, *, errors: str = "strict") -> list[int]:
         """Encode UTF-8 bytes. errors='replace' substitutes U+FFFD like bytes.decode('utf-8', 'replace')."""
@@ -484,6 +490,11 @@ class Encoding:
         """Decode a `list<int32>` (or list of any integer) column back into a `large_string` column.
         Bytes that are not valid UTF-8 become U+FFFD (tiktoken's `decode` default)."""
         return decode_list_column(self, column)
+
+
+@functools.lru_cache(maxsize=64)
+def _prefixes(tokens: frozenset[str]) -> tuple[bytes, ...]:
+    return tuple({t.encode("utf-8", "surrogatepass")[:1] for t in tokens})
 
 
 def _threads(threads: int | None) -> int:
