@@ -583,9 +583,11 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         var acc: usize = 0;
         for (0..n) |i| {
             const len = if (in.isNull(i)) 0 else in.rowLen(i);
-            if (threads > 1 and len >= par_min_bytes and len >= target) {
-                // A row of a task's size or more would make a task too coarse to balance: the
-                // row itself goes on all threads, after the job.
+            if (threads > 1 and len >= par_min_bytes and len >= total_bytes / (2 * threads)) {
+                // Half a thread's share or more in one row: the job could not balance it, so
+                // the row itself goes on all threads, after the job. (Rows of a task's size
+                // but less than that stay whole tasks: many 1 MB books on 16 threads balance
+                // as rows, and each split row costs a pool run.)
                 if (begin < i) {
                     const alloc = if (acc >= big_task_bytes) big_task_alloc else gpa;
                     tasks.append(gpa, .{ .alloc = alloc, .row_begin = begin, .row_end = i, .bytes = acc }) catch return .out_of_memory;
