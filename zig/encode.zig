@@ -2,6 +2,7 @@
 //! runs it over an Arrow string column on the thread pool.
 const std = @import("std");
 const pretok = @import("pretok.zig");
+const longpar = @import("longpar.zig");
 const blockscan = @import("blockscan.zig");
 const vocab_mod = @import("vocab.zig");
 const utf8 = @import("utf8.zig");
@@ -755,10 +756,12 @@ const par_chunk_min = 64 << 10;
 /// - The same after "\r\n" (text[p-3] visible ASCII), for the patterns with `\s*[\r\n]+`
 ///   (cl100k, o200k, qwen2), which take "\r\n" whole either way; gpt2's `\s+(?!\S)` would take
 ///   "\r\n" whole at the end of a chunk but "\r", "\n" before a letter.
-/// - text[p-1] an ASCII letter, text[p] ' ', text[p+1] an ASCII letter (prose with no line
-///   breaks). A piece that holds a letter ends before a space in every pattern (letter runs,
-///   contractions, o200k's cased runs and suffixes), so a piece starts at p, and the letter run
-///   before p ends there at the end of a chunk too.
+/// - text[p-1] an ASCII letter, text[p] ASCII but not a letter or an apostrophe (every word
+///   end: before a space, punctuation, a digit, a line break; base64 and hex blobs). A piece
+///   that holds a letter ends there in every pattern (letter runs, contractions, o200k's cased
+///   runs; only an apostrophe could continue one, as o200k's suffix), so a piece starts at p,
+///   and the letter run before p ends there at the end of a chunk too; the pieces from p on
+///   look only forward.
 /// tests: "chunk starts" below checks every such p in random texts against the pretokenizer.
 inline fn isChunkStart(pat: pretok.Pattern, text: []const u8, p: usize) bool {
     const c = text[p - 1];
@@ -768,7 +771,8 @@ inline fn isChunkStart(pat: pretok.Pattern, text: []const u8, p: usize) bool {
         if (a > 0x20 and a < 0x7F) return true;
         return a == '\r' and p >= 3 and pat != .gpt2 and text[p - 3] > 0x20 and text[p - 3] < 0x7F;
     }
-    return text[p] == ' ' and p + 1 < text.len and isAsciiLetter(c) and isAsciiLetter(text[p + 1]);
+    const d = text[p];
+    return isAsciiLetter(c) and d < 0x80 and !isAsciiLetter(d) and d != '\'';
 }
 
 inline fn isAsciiLetter(c: u8) bool {
@@ -776,8 +780,8 @@ inline fn isAsciiLetter(c: u8) bool {
 }
 
 /// The first chunk start at or after `from` (>= 3), if any. Candidates (a letter after '\n', a
-/// space between letters) come 32 at a time from vector compares: texts made of one separator
-/// (1 MB of spaces or newlines) must not cost a call per byte.
+/// word's end) come 32 at a time from vector compares: texts made of one separator (1 MB of
+/// spaces or newlines) must not cost a call per byte.
 fn nextChunkStart(pat: pretok.Pattern, text: []const u8, from: usize) ?usize {
     std.debug.assert(from >= 3);
     const V = @Vector(32, u8);
@@ -786,10 +790,11 @@ fn nextChunkStart(pat: pretok.Pattern, text: []const u8, from: usize) ?usize {
     while (p + lane + 1 <= text.len) : (p += lane) {
         const prev: V = text[p - 1 ..][0..lane].*;
         const cur: V = text[p..][0..lane].*;
-        const next: V = text[p + 1 ..][0..lane].*;
         const after_nl: u32 = @bitCast(prev == @as(V, @splat('\n')));
-        const spaces: u32 = @bitCast(cur == @as(V, @splat(' ')));
-        var bits = (after_nl & letterBits(cur)) | (spaces & letterBits(prev) & letterBits(next));
+        const ascii: u32 = @bitCast(cur < @as(V, @splat(0x80)));
+        const apos: u32 = @bitCast(cur == @as(V, @splat('\'')));
+        const cur_letter = letterBits(cur);
+        var bits = (after_nl & cur_letter) | (letterBits(prev) & ascii & ~cur_letter & ~apos);
         while (bits != 0) : (bits &= bits - 1) {
             const i = p + @ctz(bits);
             if (isChunkStart(pat, text, i)) return i;
@@ -824,12 +829,22 @@ const ParCtx = struct {
     failed: std.atomic.Value(bool) = .init(false),
     slots: []Slot,
 
+    /// Chunks of at least this many bytes (no cut found for that long: a base64 blob, a 1 MB
+    /// word) are left out of the job and encoded after it with their long pieces on the pool.
+    big: usize,
+
     fn runTask(ctx_ptr: *anyopaque, k: usize, worker: usize) void {
         const ctx: *ParCtx = @ptrCast(@alignCast(ctx_ptr));
+        if (ctx.starts[k + 1] - ctx.starts[k] >= ctx.big) return;
+        ctx.runChunk(k, &ctx.slots[worker], 1);
+    }
+
+    fn runChunk(ctx: *ParCtx, k: usize, slot: *Slot, piece_threads: usize) void {
         const a = ctx.starts[k];
         const b = ctx.starts[k + 1];
-        const slot = &ctx.slots[worker];
         slot.scratch.bind(ctx.v);
+        slot.scratch.piece_threads = piece_threads;
+        defer slot.scratch.piece_threads = 1;
         // tokens <= bytes: chunk k's ids fit in dst[a..b], compacted afterwards. Counting, the
         // slot's tmp is the pieces' scratch.
         var buf: std.ArrayList(u32) = if (ctx.dst) |d| .initBuffer(d[a..b]) else .empty;
@@ -889,9 +904,13 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
         gpa.free(slots);
     }
     for (slots) |*s| s.* = .{ .scratch = vocab_mod.Scratch.init(gpa) };
-    var ctx: ParCtx = .{ .v = v, .text = text, .specials = specials, .starts = starts.items, .dst = dst, .gpa = gpa, .counts = counts, .slots = slots };
+    const big = @max(4 * target, longpar.min_len);
+    var ctx: ParCtx = .{ .v = v, .text = text, .specials = specials, .starts = starts.items, .dst = dst, .gpa = gpa, .counts = counts, .slots = slots, .big = big };
     var job: pool.Job = .{ .ctx = &ctx, .run = ParCtx.runTask, .n_tasks = n_chunks, .max_helpers = 0 };
     pool.run(&job, n_slots);
+    for (0..n_chunks) |k| {
+        if (starts.items[k + 1] - starts.items[k] >= big) ctx.runChunk(k, &slots[0], threads);
+    }
     if (ctx.failed.load(.monotonic)) return error.OutOfMemory;
     var w: usize = 0;
     for (counts, 0..) |c, k| {
@@ -910,6 +929,7 @@ test "chunk starts: the pieces of both sides equal the whole text's, for every p
     const frags = [_][]const u8{
         " ", " ", "  ", "\n", "\n", "\r\n", "\r", "\t", "a", "b", "Z", "q", "xy", "'s", "'S", "'ll",
         ".", "!", "//", "/", "1", "42", "\xc3\xa9", "\xc3\x89", "\xcc\x81", "\xe4\xb8\xad", "\xc2\xa0", " \n", ".\n", "-\r\n",
+        "+", "=", "_", ":", "\"", "(", "'", "'t", "\xe2\x80\x99", "Ab", "aB",
     };
     var buf: [400]u8 = undefined;
     var ends_full: [400]bool = undefined;
