@@ -33,7 +33,8 @@ sys.path.insert(0, str(HERE))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--libs", required=True, help="comma-separated paths of library builds")
-    ap.add_argument("--corpus", default="english", help="a corpus name of bench.py (english, code, docs, ...)")
+    ap.add_argument("--corpus", default="english", help="a corpus name of bench.py (english, code, docs, ...), "
+                    "or pathological:<name> for one of its 1 MB inputs as one row (e.g. pathological:random)")
     ap.add_argument("--encoding", default="cl100k_base")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--max-mb", type=float, default=2.0)
@@ -47,7 +48,16 @@ def main() -> None:
     import pyarrow as pa
     from bench import load_corpus
 
-    rows = load_corpus(a.corpus, a.max_mb, None)["rows"]
+    if a.corpus.startswith("pathological:"):
+        from bench import pathological_inputs
+        inputs = pathological_inputs()
+        key = a.corpus.split(":", 1)[1]
+        match = [k for k in inputs if key in k]
+        if len(match) != 1:
+            sys.exit(f"--corpus pathological:<part of one of {list(inputs)}>")
+        rows = [inputs[match[0]]]
+    else:
+        rows = load_corpus(a.corpus, a.max_mb, None)["rows"]
     col = pa.array(rows, pa.string())
     mb = sum(len(r.encode("utf-8")) for r in rows) / 1e6
     libs = [str(Path(p).resolve()) for p in a.libs.split(",")]

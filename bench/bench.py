@@ -391,13 +391,11 @@ def run_row(c, enc, mode, threads, tools, ref_tool, repeats, budget_s, examples)
 # Pathological inputs and peak memory (arrowtok only; each in a subprocess)
 # ---------------------------------------------------------------------------------------------
 
-def pathological(cfg: dict) -> dict:
-    import arrowtok
-
+def pathological_inputs() -> dict[str, str]:
     rng = random.Random(1234)
     mb = 1_000_000
     english = _cut("".join(load_corpus("english", None, None)["docs"]), mb)
-    inputs = {
+    return {
         "1 MB English (baseline)": english,
         "1 MB one char ('a')": "a" * mb,
         "1 MB spaces": " " * mb,
@@ -407,6 +405,13 @@ def pathological(cfg: dict) -> dict:
         "1 MB newlines": "\n" * mb,
         "10,000 combining marks on 'a'": "a" + "\u0301" * 10_000,
     }
+
+
+def pathological(cfg: dict) -> dict:
+    import arrowtok
+
+    inputs = pathological_inputs()
+    english = inputs["1 MB English (baseline)"]
     # On one thread and on all cores (the default: texts of 256 KiB and more are cut at line
     # starts and between words, long pieces into segments), interleaved.
     from arrowtok.encoding import default_threads

@@ -96,6 +96,10 @@
 //!   cl100k / o200k: 'a' 11x -> 0.45x, spaces 13x -> 0.5x, newlines 13x -> 0.4x, random-letter
 //!   word 19x -> 2.85x / 3.3x, CJK 5.5x / 7.7x -> 1.7x. About 10 ms of a random-letter run is
 //!   Python building the 520K-int list (English: 230K).
+//! - descend's choice of spine (x's or y's parent) by selects instead of a branch (callgrind:
+//!   0.7M of its 1.6M mispredictions on 300 KB of random letters are that branch): random
+//!   letters 0.93x, CJK 0.94-0.96x (bench/ab_builds.py --corpus pathological:random); the
+//!   branch lets the next records' loads start early, the selects wait for them.
 //! - Where random letters still go (perf, o200k): Bloom filter and pair-table misses ~20%,
 //!   record loads of candidates ~10%, the walk ~20%, the rest control flow whose branches
 //!   (keep / shorter / back up) are random on random text.
