@@ -14,7 +14,7 @@ What it does, in order:
      each document through the tool's single-string encode; column mode: the Arrow column through
      the tool's end-to-end column path). A tool that differs is reported "not exact (N mismatching
      rows)" and its speed is flagged.
-  3. It times the tools interleaved (A, B, C, A, B, C, ...) for --repeats rounds and reports medians
+  3. It times the tools interleaved (A, B, C, then C, A, B: a seeded shuffle each round) for --repeats rounds and reports medians
      in MB/s of UTF-8 input, with ratios vs tiktoken and vs the fastest exact peer. In its turn each
      tool first runs once untimed on the same input (steady state: the CPU caches hold that tool's
      tables, not the previous tool's), unless one call takes over 0.5 s. Python's cyclic garbage
@@ -363,10 +363,18 @@ def run_row(c, enc, mode, threads, tools, ref_tool, repeats, budget_s, examples)
     #    Steady state: in its turn, each tool first runs once untimed on the same input (if that
     #    takes under SETTLE_MAX_S), so the timed call finds the CPU caches holding that tool's
     #    tables, as in a stream of batches, instead of the previous tool's.
+    #    The order is shuffled every round (seeded): the tool that runs right after another one
+    #    still pays for that tool's traces in the CPU caches on its timed call, even after its
+    #    untimed one (measured: arrowtok after hf-tokenizers, 9.2 ms then 5.8 ms against 4.7 ms
+    #    steady), and in a fixed order the same tool (arrowtok, first in the list, after
+    #    hf-tokenizers, last) paid it in every round: o200k English encode_arrow came out 20-25%
+    #    below count_tokens_arrow, which ran second. Shuffled, each tool's median is free of it.
     times = {name: [] for name in jobs}
     rounds = {name: max(1, min(repeats, int(budget_s / max(warm[name], 1e-9)))) for name in jobs}
     for r in range(repeats):
-        for name, fn in jobs.items():
+        order = list(jobs.items())
+        random.Random(7919 * (r + 1)).shuffle(order)
+        for name, fn in order:
             if r >= rounds[name]:
                 continue
             try:
