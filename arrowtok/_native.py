@@ -162,7 +162,7 @@ def _load() -> C.CDLL:
         "at_vocab_max_token_len": ([P], C.c_uint64),
         "at_vocab_rank": ([P, P, C.c_size_t], C.c_int64),
         "at_encode_text": ([P, P, C.c_size_t, C.POINTER(Options), P, C.c_size_t, C.POINTER(C.c_int64), C.POINTER(C.c_int64)], C.c_int32),
-        "at_encode_text_blk": ([C.POINTER(TextCall), C.c_char_p], C.c_int32),
+        "at_encode_text_blk": ([C.POINTER(TextCall), C.c_void_p], C.c_int32),  # bytes or an address
         "at_encode_column": ([P, C.POINTER(Input), C.POINTER(Options), C.POINTER(Output)], C.c_int32),
         "at_decode_column": ([P, C.POINTER(ListInput), C.POINTER(DecodeOutput)], C.c_int32),
         "at_decode_tokens": ([P, P, C.c_size_t, P, C.c_size_t, C.POINTER(C.c_uint64), C.POINTER(C.c_int64)], C.c_int32),

@@ -150,6 +150,15 @@ def _tls():
 _PARALLEL_MIN = 256 << 10
 # encode_to_numpy: texts up to this many bytes go through the thread's reusable buffer.
 _NUMPY_VIA_TLS = 64 << 10
+# Texts at least this long reach Zig through the str's own UTF-8 (PyUnicode_AsUTF8AndSize: no
+# copy for ASCII, and for other text a conversion CPython caches on the str, as PyO3 tools such
+# as tiktoken get it) instead of a bytes copy per call. Shorter ones: .encode() costs less than
+# the extra foreign call (~50 ns against ~300 ns).
+_VIEW_MIN = 64 << 10
+_as_utf8 = getattr(getattr(C, "pythonapi", None), "PyUnicode_AsUTF8AndSize", None)  # CPython only
+if _as_utf8 is not None:
+    _as_utf8.restype = C.c_void_p
+    _as_utf8.argtypes = [C.py_object, C.POINTER(C.c_ssize_t)]
 
 
 def default_threads() -> int:
@@ -269,11 +278,11 @@ class Encoding:
         return frozenset(disallowed_special)
 
     @staticmethod
-    def _check_disallowed(text: str, disallowed: frozenset[str], data: bytes | None = None) -> None:
-        # With the UTF-8 bytes at hand, one memchr per distinct first byte first (b"<" for
-        # every special token of the known encodings; a one-byte needle is a memchr, while a
-        # two-byte one or a str needle costs ~0.2-0.7 ms per MB): 1 MB with no '<' in 0.05 ms.
-        if data is not None and not any(p in data for p in _prefixes(disallowed)):
+    def _check_disallowed(text: str, disallowed: frozenset[str]) -> None:
+        # One search per distinct first character first ("<" for every special token of the
+        # known encodings; a one-character needle is a memchr-like scan, 10-25 us per MB, while
+        # each longer needle costs ~0.2 ms per MB of non-ASCII text).
+        if not any(c in text for c in _prefixes(disallowed)):
             return
         hits = [(text.find(t), t) for t in disallowed if t in text]
         if hits:
@@ -290,8 +299,10 @@ class Encoding:
 
     # ---- single strings ---------------------------------------------------------------------
 
-    def _encode_utf8(self, data: bytes, specials: _SpecialSet | None, errors: str = "strict") -> list[int]:
-        n = len(data)
+    def _encode_utf8(self, data: bytes | int, specials: _SpecialSet | None, errors: str = "strict", n: int | None = None) -> list[int]:
+        """data: bytes, or the address of n bytes (a view from `_utf8_ref`)."""
+        if n is None:
+            n = len(data)
         if n == 0:
             return []
         cap = n * 3 if errors == "replace" else n
@@ -301,17 +312,20 @@ class Encoding:
             tl.buf = (C.c_uint32 * tl.cap)()
             tl.buf_addr = C.addressof(tl.buf)
             tl.np = None
-        got = self._encode_into(data, specials, errors, tl.buf_addr, tl.cap, tl)
+        got = self._encode_into(data, specials, errors, tl.buf_addr, tl.cap, tl, n)
         return tl.buf[:got]
 
-    def _encode_into(self, data: bytes, specials: _SpecialSet | None, errors: str, buf_addr: int, cap: int, tl) -> int:
+    def _encode_into(self, data: bytes | int, specials: _SpecialSet | None, errors: str, buf_addr: int, cap: int, tl,
+                     n: int | None = None) -> int:
         """One native call encoding `data` into the ids buffer at `buf_addr` (room for `cap`);
         texts of 256 KiB and more are cut at line starts and between words, and pieces of 256 KiB
         and more into segments, and encoded on the pool (same ids).
         The arguments travel in the thread's TextCall block: two foreign-call arguments instead
         of eight, which is most of the cost of a short text."""
         replace = errors == "replace"
-        threads = default_threads() if len(data) >= _PARALLEL_MIN else 1
+        if n is None:
+            n = len(data)
+        threads = default_threads() if n >= _PARALLEL_MIN else 1
         key = (specials, replace, threads)
         opts = self._opts_cache.get(key)
         if opts is None:  # read-only for Zig, so one per (specials, errors, threads) serves every thread
@@ -324,7 +338,7 @@ class Encoding:
         blk.opts = opts[1]
         blk.out = buf_addr
         blk.cap = cap
-        blk.len = len(data)
+        blk.len = n
         st = N.lib.at_encode_text_blk(tl.blk_ref, data)
         if st != N.OK:
             if st == N.INVALID_UTF8:
@@ -339,10 +353,9 @@ class Encoding:
         per token, so large documents stay fast."""
         allowed = self._allowed(allowed_special)
         disallowed = self._disallowed(allowed, disallowed_special)
-        data = self._utf8(text)
         if disallowed:
-            self._check_disallowed(text, disallowed, data)
-        n = len(data)
+            self._check_disallowed(text, disallowed)
+        data, n = self._utf8_ref(text)  # `text` outlives the call: a view of it stays valid
         tl = _tls()
         if n <= _NUMPY_VIA_TLS:  # small: through the thread's buffer, then one copy
             if n > tl.cap:
@@ -352,12 +365,27 @@ class Encoding:
                 tl.np = None
             if tl.np is None:
                 tl.np = np.frombuffer(tl.buf, dtype=np.uint32)
-            got = self._encode_into(data, self._special_set(allowed), "strict", tl.buf_addr, tl.cap, tl) if n else 0
+            got = self._encode_into(data, self._special_set(allowed), "strict", tl.buf_addr, tl.cap, tl, n) if n else 0
             return tl.np[:got].copy()
         out = np.empty(n, dtype=np.uint32)
-        got = self._encode_into(data, self._special_set(allowed), "strict", out.ctypes.data, n, tl)
+        got = self._encode_into(data, self._special_set(allowed), "strict", out.ctypes.data, n, tl, n)
         out.resize(got, refcheck=False)  # shrinks in place
         return out
+
+    # HFEncoding decodes the bytes again on some paths: it takes copies.
+    _utf8_views = True
+
+    def _utf8_ref(self, text: str) -> tuple[bytes | int, int]:
+        """(bytes, length), or for a long text (address of the str's own UTF-8, length); the
+        address is valid while `text` lives. Lone surrogates take the copying path."""
+        if len(text) >= _VIEW_MIN and self._utf8_views and _as_utf8 is not None:
+            size = C.c_ssize_t()
+            try:
+                return _as_utf8(text, C.byref(size)), size.value
+            except UnicodeEncodeError:
+                pass
+        data = self._utf8(text)
+        return data, len(data)
 
     @staticmethod
     def _utf8(text: str) -> bytes:
@@ -369,17 +397,18 @@ class Encoding:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode, treating special-token text as ordinary text (tiktoken's `encode_ordinary`)."""
-        return self._encode_utf8(self._utf8(text), None)
+        data, n = self._utf8_ref(text)
+        return self._encode_utf8(data, None, "strict", n)
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
         """Encode like tiktoken's `Encoding.encode` (same defaults: special-token text raises ValueError)."""
         allowed = self._allowed(allowed_special)
         disallowed = self._disallowed(allowed, disallowed_special)
-        data = self._utf8(text)
         if disallowed:
-            self._check_disallowed(text, disallowed, data)
-        return self._encode_utf8(data, self._special_set(allowed))
+            self._check_disallowed(text, disallowed)
+        data, n = self._utf8_ref(text)
+        return self._encode_utf8(data, self._special_set(allowed), "strict", n)
 
     def encode_bytes(self, data: bytes, *, errors: str = "strict") -> list[int]:
         """Encode UTF-8 bytes. errors='replace' substitutes U+FFFD like bytes.decode('utf-8', 'replace')."""
@@ -493,8 +522,8 @@ class Encoding:
 
 
 @functools.lru_cache(maxsize=64)
-def _prefixes(tokens: frozenset[str]) -> tuple[bytes, ...]:
-    return tuple({t.encode("utf-8", "surrogatepass")[:1] for t in tokens})
+def _prefixes(tokens: frozenset[str]) -> tuple[str, ...]:
+    return tuple({t[:1] for t in tokens})
 
 
 def _threads(threads: int | None) -> int:

@@ -331,6 +331,8 @@ def _read_json(source) -> tuple[dict, str | None, str]:
 class HFEncoding(Encoding):
     """An `arrowtok.Encoding` loaded from a Hugging Face tokenizer.json (byte-level BPE)."""
 
+    _utf8_views = False  # _encode_utf8 below may decode its input again: it needs bytes
+
     def __init__(self, source, *, name: str | None = None, warn: bool = True):
         cfg, path, text = _read_json(source)
         self._source = path if path is not None else text
@@ -645,7 +647,8 @@ class HFEncoding(Encoding):
         """Whether text with these added tokens active must go through the Python splitter."""
         return not self.fast_path or bool(self._python_split_tokens & set(active))
 
-    def _encode_utf8(self, data: bytes, specials, errors: str = "strict") -> list[int]:
+    def _encode_utf8(self, data: bytes, specials, errors: str = "strict", n: int | None = None) -> list[int]:
+        # (data is always bytes here: _utf8_views is off; n, when given, is len(data))
         if specials is None:
             specials = self._special_set(self._always)
         active = specials.tokens if specials is not None else {}
