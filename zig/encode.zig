@@ -391,6 +391,10 @@ fn freeTokens(alloc: std.mem.Allocator, mem: []u32, used: usize, recycle: bool) 
 
 /// Gives back the pages of a finished task buffer past its tokens (with huge pages, the last
 /// one is mostly unused; splitting it keeps the peak at input + output + a few pages a task).
+/// Measured: without it, 2-thread docs +4.5% and lines +6.5% (one madvise and its TLB
+/// shootdown per task); not dropped, because bufcache counts a kept buffer's resident bytes
+/// as those written last time, and a reused mapping can hold resident pages past them from an
+/// earlier, bigger batch (next idea: a high-water mark per kept mapping, released lazily).
 fn releaseTail(tokens: *std.ArrayList(u32)) void {
     const mem = std.mem.sliceAsBytes(tokens.allocatedSlice());
     const lo = std.mem.alignForward(usize, @intFromPtr(mem.ptr) + tokens.items.len * 4, 4096);
