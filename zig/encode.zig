@@ -391,10 +391,9 @@ fn freeTokens(alloc: std.mem.Allocator, mem: []u32, used: usize, recycle: bool) 
 
 /// Gives back the pages of a finished task buffer past its tokens (with huge pages, the last
 /// one is mostly unused; splitting it keeps the peak at input + output + a few pages a task).
-/// Measured: without it, 2-thread docs +4.5% and lines +6.5% (one madvise and its TLB
-/// shootdown per task); not dropped, because bufcache counts a kept buffer's resident bytes
-/// as those written last time, and a reused mapping can hold resident pages past them from an
-/// earlier, bigger batch (next idea: a high-water mark per kept mapping, released lazily).
+/// Only for buffers that may hold huge pages: for the others bufcache counts the pages an
+/// earlier use left resident (its `lent` records), and one madvise and its TLB shootdown per
+/// task cost 2-thread docs 4.5% and lines 6.5%.
 fn releaseTail(tokens: *std.ArrayList(u32)) void {
     const mem = std.mem.sliceAsBytes(tokens.allocatedSlice());
     const lo = std.mem.alignForward(usize, @intFromPtr(mem.ptr) + tokens.items.len * 4, 4096);
@@ -406,12 +405,14 @@ fn releaseTail(tokens: *std.ArrayList(u32)) void {
 /// Asks for transparent huge pages over the 2 MiB-aligned part of a big buffer: the encoder
 /// writes its tokens front to back, and 4 KiB pages cost one fault each (~6% of a one-thread
 /// English column in perf: fault entry, zeroing, LRU locks).
-pub fn adviseHuge(mem: []u8) void {
+/// Returns whether it did (only then can the buffer hold a huge page).
+pub fn adviseHuge(mem: []u8) bool {
     const huge = 2 << 20;
     const lo = std.mem.alignForward(usize, @intFromPtr(mem.ptr), huge);
     const hi = std.mem.alignBackward(usize, @intFromPtr(mem.ptr) + mem.len, huge);
-    if (hi <= lo) return;
+    if (hi <= lo) return false;
     _ = std.os.linux.madvise(@ptrFromInt(lo), hi - lo, std.os.linux.MADV.HUGEPAGE);
+    return true;
 }
 const big_task_bytes = 64 << 10;
 
@@ -424,6 +425,8 @@ const Task = struct {
     /// One row big enough to cut (`encodeTextParallel` / longpar.zig): encoded after the pool
     /// job, on all the job's threads.
     split: bool = false,
+    /// `tokens` was advised huge pages (it spans an aligned 2 MiB).
+    huge: bool = false,
     tokens: std.ArrayList(u32) = .empty,
     status: Status = .ok,
     err_row: usize = 0,
@@ -466,7 +469,7 @@ const Ctx = struct {
         slot.scratch.bind(ctx.v);
         if (!count_only) {
             try task.tokens.ensureTotalCapacity(task.alloc, @max(task.bytes, 1));
-            if (task.alloc.vtable == big_task_alloc.vtable) adviseHuge(std.mem.sliceAsBytes(task.tokens.allocatedSlice()));
+            if (task.alloc.vtable == big_task_alloc.vtable) task.huge = adviseHuge(std.mem.sliceAsBytes(task.tokens.allocatedSlice()));
         }
         var sink: Sink = .{ .gpa = if (count_only) ctx.gpa else task.alloc, .buf = if (count_only) &slot.tmp else &task.tokens, .count_only = count_only };
         var i = task.row_begin;
@@ -499,7 +502,9 @@ const Ctx = struct {
             }
             ctx.counts[i] = @intCast(c);
         }
-        if (!count_only and task.alloc.vtable == big_task_alloc.vtable) releaseTail(&task.tokens);
+        // Only a buffer that can hold huge pages has resident pages past its ids that bufcache
+        // does not know of (a huge page faults in 2 MiB at once).
+        if (!count_only and task.huge) releaseTail(&task.tokens);
     }
 
     /// One big row on the pool: cut at line starts and between words (into the sink's free

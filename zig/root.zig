@@ -177,7 +177,7 @@ export fn at_encode_text(
     // A large caller buffer (encode_to_numpy's fresh array) fills front to back: huge pages
     // spare a page fault per 4 KiB.
     // (Only the part the tokens can reach: at most one per byte; `cap` itself is the caller's.)
-    if (text.len >= 1 << 19) enc.adviseHuge(std.mem.sliceAsBytes(dst[0..text.len]));
+    if (text.len >= 1 << 19) _ = enc.adviseHuge(std.mem.sliceAsBytes(dst[0..text.len]));
     var buf: std.ArrayList(u32) = .initBuffer(dst[0..cap]);
     // The sink must not reallocate caller memory: capacity >= text.len >= tokens, and
     // encodePiece only asks for piece.len more.
