@@ -847,21 +847,29 @@ const ParCtx = struct {
         const k = ctx.first + i;
         const a = ctx.starts[k];
         const b = ctx.starts[k + 1];
-        const slot = &ctx.slots[worker];
-        slot.scratch.bind(ctx.v);
-        // Counting, the slot's tmp is the pieces' scratch.
-        var buf: std.ArrayList(u32) = if (ctx.buf) |d| .initBuffer(d[a - ctx.starts[ctx.first] ..][0 .. b - a]) else .empty;
-        var sink: Sink = if (ctx.buf != null)
-            .{ .gpa = no_alloc, .buf = &buf, .count_only = false }
-        else
-            .{ .gpa = ctx.gpa, .buf = &slot.tmp, .count_only = true };
-        encodeText(ctx.v, ctx.text[a..b], ctx.specials, &sink, &slot.scratch) catch {
+        const out = if (ctx.buf) |d| d[a - ctx.starts[ctx.first] ..][0 .. b - a] else null;
+        ctx.counts[k] = encodeChunk(ctx.gpa, ctx.v, ctx.text[a..b], ctx.specials, out, &ctx.slots[worker], 1) catch {
             ctx.failed.store(true, .monotonic);
             return;
         };
-        ctx.counts[k] = sink.count;
     }
 };
+
+/// Encodes `text` on `slot` into `out` (room for text.len ids), or only counts (out null, the
+/// slot's tmp then holds each piece's ids); long pieces may use `piece_threads` threads.
+/// Returns the id count.
+fn encodeChunk(gpa: std.mem.Allocator, v: *const Vocab, text: []const u8, specials: ?*const Specials, out: ?[]u32, slot: *Slot, piece_threads: usize) error{OutOfMemory}!usize {
+    slot.scratch.bind(v);
+    slot.scratch.piece_threads = piece_threads;
+    defer slot.scratch.piece_threads = 1;
+    var buf: std.ArrayList(u32) = if (out) |o| .initBuffer(o) else .empty;
+    var sink: Sink = if (out != null)
+        .{ .gpa = no_alloc, .buf = &buf, .count_only = false }
+    else
+        .{ .gpa = gpa, .buf = &slot.tmp, .count_only = true };
+    try encodeText(v, text, specials, &sink, &slot.scratch);
+    return sink.count;
+}
 
 /// An allocator that always fails (sinks over caller memory must never grow).
 pub const no_alloc = std.mem.Allocator{ .ptr = undefined, .vtable = &std.mem.Allocator.VTable{
@@ -883,9 +891,9 @@ pub const no_alloc = std.mem.Allocator{ .ptr = undefined, .vtable = &std.mem.All
 /// Chunks run in rounds of about 2 * threads chunks (at least 2 MiB of text), each into a round
 /// buffer at its own byte offset, and are then copied to the end of `dst`'s ids in order: only
 /// the output and one round buffer are ever written (16 threads: about 18 MiB), whatever the
-/// text's size. A chunk
-/// with no cut for 4 times the target length (a 1 MB word, a blob) is left out of the rounds
-/// and encoded in its turn straight into `dst`, its long pieces on the pool (longpar.zig).
+/// text's size. A chunk with no cut for 4 times the target length (a 1 MB word, a blob) is
+/// left out of the rounds and encoded in its turn straight into `dst`, its long pieces on the
+/// pool (longpar.zig).
 pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const u8, specials: ?*const Specials, dst: ?[]u32, threads: usize) error{OutOfMemory}!?usize {
     if (threads <= 1 or text.len < par_min_bytes or !specialsSplittable(specials)) return null;
     if (dst) |d| std.debug.assert(d.len >= text.len);
@@ -930,17 +938,8 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
         const len_k = starts.items[k + 1] - starts.items[k];
         if (len_k >= big) {
             // In its turn, on this thread, its long pieces on the pool.
-            const slot = &slots[0];
-            slot.scratch.bind(v);
-            slot.scratch.piece_threads = threads;
-            defer slot.scratch.piece_threads = 1;
-            var buf: std.ArrayList(u32) = if (dst) |d| .initBuffer(d[w..]) else .empty;
-            var sink: Sink = if (dst != null)
-                .{ .gpa = no_alloc, .buf = &buf, .count_only = false }
-            else
-                .{ .gpa = gpa, .buf = &slot.tmp, .count_only = true };
-            try encodeText(v, text[starts.items[k]..starts.items[k + 1]], specials, &sink, &slot.scratch);
-            w += sink.count;
+            const out = if (dst) |d| d[w..] else null;
+            w += try encodeChunk(gpa, v, text[starts.items[k]..starts.items[k + 1]], specials, out, &slots[0], threads);
             k += 1;
             continue;
         }

@@ -83,8 +83,6 @@ pub const Plan = struct {
     }
 };
 
-const Slot = struct { scratch: vocab.Scratch };
-
 const Round = struct {
     v: *const Vocab,
     piece: []const u8,
@@ -93,7 +91,7 @@ const Round = struct {
     bufs: []u32, // segment first + i writes bufs[i * stride ..][0..stride]
     stride: usize,
     counts: []usize,
-    slots: []Slot,
+    scratches: []vocab.Scratch, // one per worker slot
     failed: std.atomic.Value(bool) = .init(false),
 
     fn segStart(r: *const Round, k: usize) usize {
@@ -108,12 +106,12 @@ const Round = struct {
     fn runTask(ctx: *anyopaque, i: usize, worker: usize) void {
         const r: *Round = @ptrCast(@alignCast(ctx));
         const k = r.first + i;
-        const slot = &r.slots[worker];
-        slot.scratch.bind(r.v);
+        const scratch = &r.scratches[worker];
+        scratch.bind(r.v);
         const text = r.piece[r.segStart(k)..r.segEnd(k)];
         std.debug.assert(text.len <= r.stride);
         const out = r.bufs[i * r.stride ..][0..text.len];
-        r.counts[i] = vocab.encodeLongPiece(r.v, text, out, &slot.scratch) catch {
+        r.counts[i] = vocab.encodeLongPiece(r.v, text, out, scratch) catch {
             r.failed.store(true, .monotonic);
             return;
         };
@@ -152,12 +150,12 @@ pub fn encodePlanned(gpa: std.mem.Allocator, v: *const Vocab, piece: []const u8,
     const ends = try gpa.alloc(u64, plan.overlap + 1);
     defer gpa.free(ends);
     const n_slots = pool.slotCount(threads);
-    const slots = try gpa.alloc(Slot, n_slots);
+    const scratches = try gpa.alloc(vocab.Scratch, n_slots);
     defer {
-        for (slots) |*s| s.scratch.deinit();
-        gpa.free(slots);
+        for (scratches) |*s| s.deinit();
+        gpa.free(scratches);
     }
-    for (slots) |*s| s.* = .{ .scratch = vocab.Scratch.init(gpa) };
+    for (scratches) |*s| s.* = vocab.Scratch.init(gpa);
 
     var r: Round = .{
         .v = v,
@@ -167,7 +165,7 @@ pub fn encodePlanned(gpa: std.mem.Allocator, v: *const Vocab, piece: []const u8,
         .bufs = bufs,
         .stride = stride,
         .counts = counts,
-        .slots = slots,
+        .scratches = scratches,
     };
     var written: usize = 0;
     var pending: ?Pending = null;
