@@ -124,6 +124,21 @@
 //!     of the sink's fields (the compiler reloads them on every piece, fearing aliasing with the
 //!     output stores): +-4%, noise; the multi-task output through bufcache instead of malloc:
 //!     -6 to -11%.
+//! - Session 6 (in-process; a process that first encodes other corpora, as the benchmark does,
+//!   which runs english, code, multilingual, dictionary, docs, lines in that order):
+//!   * `Short` at its budget stored a new piece over the one in its home slot. After 100 MB of
+//!     other text, the 20k-docs column lost ~20k of its 112k short pieces on every pass to each
+//!     other (counted): 123-166 MB/s against 276-292 in a fresh process. Now a full Short turns
+//!     new pieces away until it has turned away as many as it holds, then starts again (as Big
+//!     did): 207 MB/s. Bench-sized corpora (2 MB each, then docs): the 200k lines column
+//!     (which passes the budget) +31-35% (1 thread), +8-11% (2 threads); o200k +3-8%.
+//!   * Tried, not kept: 32-byte Short entries (bytes 9..16 inline, up to six 18-bit ids, so
+//!     pieces of 4-6 ids skip Big): docs 0.91x (footprint). Rebuilding Short with only the
+//!     entries stored or found since the last rebuild ("aging", so that a column after other
+//!     text gets a table of its own size): a growth trigger alone cannot tell stale entries
+//!     from new ones (the table then stayed at 16K slots and thrashed, or kept the stale ones).
+//!     Still open: a column after other text runs ~20-25% below a fresh process (its pieces
+//!     spread over a bigger table), e.g. docs after the four 2 MB corpora.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
@@ -668,13 +683,16 @@ fn unmapTable(comptime T: type, t: []T) void {
 }
 
 /// A thread's short pieces. Linear probing at load <= 3/4; grows by half while the thread's budget
-/// allows, and after that a new piece replaces the entry in its home slot (no slot is ever
-/// emptied, so every probe chain stays intact).
+/// allows; after that it keeps what it holds until it has turned away as many pieces as it holds,
+/// then starts again, small (as `Big` does). No slot is ever emptied otherwise, so every probe
+/// chain stays intact.
 const Short = struct {
     entries: []CacheEntry = &.{},
     k1s: []u64 = &.{},
     count: usize = 0,
     full: bool = false,
+    /// Pieces turned away since the table last filled up.
+    refused: usize = 0,
 
     const initial = 1 << 14; // 256 KiB + 128 KiB
     const slot_bytes = @sizeOf(CacheEntry) + @sizeOf(u64);
@@ -717,6 +735,7 @@ const Short = struct {
             @memset(t.entries, std.mem.zeroes(CacheEntry));
             t.count = 0;
             t.full = false;
+            t.refused = 0;
             return true;
         }
         t.release();
@@ -781,17 +800,26 @@ const Short = struct {
         }
         const n = t.entries.len;
         var i = home(key.h, n);
-        if (!t.full) {
-            while (t.entries[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
+        if (t.full) {
+            // At the budget: keep what the table holds while it serves; once as many pieces were
+            // turned away as it holds, the text has moved on: start again, small. (Storing the
+            // piece over the one in its home slot instead made the pieces of the current column
+            // evict each other on every pass, ~1 in 5 of them for 20k docs after 100 MB of
+            // other text: see the performance notes.)
+            if (t.entries[i].v == 0 and !over(t.count + 1, n)) {
+                t.count += 1;
+                t.entries[i] = .{ .k0 = key.k0, .v = pack(len, toks) };
+                t.k1s[i] = key.k1;
+                return;
+            }
+            t.refused += 1;
+            if (t.refused <= t.count) return;
+            if (!t.reset()) return;
+            return t.put(key, len, toks);
         }
-        const e = &t.entries[i];
-        if (e.v == 0) {
-            // (full: the home slot is free; fill it only while the load stays <= 3/4, so probes
-            // always reach an empty slot)
-            if (over(t.count + 1, n)) return;
-            t.count += 1;
-        }
-        e.* = .{ .k0 = key.k0, .v = pack(len, toks) };
+        while (t.entries[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
+        t.count += 1;
+        t.entries[i] = .{ .k0 = key.k0, .v = pack(len, toks) };
         t.k1s[i] = key.k1;
     }
 };
@@ -1485,4 +1513,51 @@ test "shortKeyAt equals shortKey" {
             try std.testing.expectEqual(b.h, a.h);
         }
     }
+}
+
+test "Short keeps what it holds at its budget, then starts again" {
+    const saved = thread_cap.load(.monotonic);
+    defer thread_cap.store(saved, .monotonic);
+    // Room for the initial table and not for it and a 1.5x one (a rebuild holds both).
+    thread_cap.store(tl_held + Short.initial * Short.slot_bytes * 12 / 5, .monotonic);
+    var t: Short = .{};
+    defer t.release();
+    try std.testing.expect(t.resize(Short.initial));
+    var name: [16]u8 = undefined;
+    const Piece = struct {
+        fn of(buf: *[16]u8, i: usize) []const u8 {
+            return std.fmt.bufPrint(buf, "p{d}", .{i}) catch unreachable;
+        }
+    };
+    var out: [3]u32 = undefined;
+    const cap = Short.initial * 3 / 4;
+    for (0..cap + 100) |i| {
+        const p = Piece.of(&name, i);
+        t.put(shortKey(p), p.len, &.{@intCast(i + 1)});
+    }
+    try std.testing.expect(t.full);
+    try std.testing.expectEqual(cap, t.count);
+    // Full: the pieces it held are all still there (a piece stored over another's slot would
+    // lose that one), and the 100 past the budget were turned away.
+    for (0..cap) |i| {
+        const p = Piece.of(&name, i);
+        try std.testing.expectEqual(@as(?usize, 1), t.get(shortKey(p), p.len, &out));
+        try std.testing.expectEqual(@as(u32, @intCast(i + 1)), out[0]);
+    }
+    for (cap..cap + 100) |i| {
+        const p = Piece.of(&name, i);
+        try std.testing.expectEqual(@as(?usize, null), t.get(shortKey(p), p.len, &out));
+    }
+    // As many turned away as it holds: it starts again with the new text's pieces.
+    for (cap + 100..2 * cap + 1) |i| {
+        const p = Piece.of(&name, i);
+        t.put(shortKey(p), p.len, &.{@intCast(i + 1)});
+    }
+    try std.testing.expect(!t.full);
+    try std.testing.expectEqual(@as(usize, 1), t.count);
+    const last = Piece.of(&name, 2 * cap);
+    try std.testing.expectEqual(@as(?usize, 1), t.get(shortKey(last), last.len, &out));
+    try std.testing.expectEqual(@as(u32, @intCast(2 * cap + 1)), out[0]);
+    const first = Piece.of(&name, 0);
+    try std.testing.expectEqual(@as(?usize, null), t.get(shortKey(first), first.len, &out));
 }
