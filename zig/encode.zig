@@ -816,6 +816,27 @@ fn nextChunkStart(pat: pretok.Pattern, text: []const u8, from: usize) ?usize {
     return null;
 }
 
+/// A chunk start inside a run of ASCII digits, at or just after `p` (`from` < p: a chunk start
+/// or 0), for the patterns whose only digit rule is `\p{N}{1,3}` (cl100k, o200k): no other
+/// rule takes a digit, so a run of digits is cut into threes from its first digit, and every
+/// multiple of 3 from there (or from a chunk start inside the run) starts a piece whose text
+/// does not depend on what comes before. The run must start after an ASCII byte (a non-ASCII
+/// `\p{N}` before it would belong to the run). 1 MB of digits otherwise has no chunk start.
+/// tests: "digit cuts" below.
+fn digitCut(pat: pretok.Pattern, text: []const u8, from: usize, p: usize) ?usize {
+    if (pat != .cl100k and pat != .o200k) return null;
+    if (p >= text.len or !std.ascii.isDigit(text[p])) return null;
+    var j = p;
+    while (j > from and std.ascii.isDigit(text[j - 1])) j -= 1;
+    if (j > from and text[j - 1] >= 0x80) return null;
+    // Not at the run's first digit: the left chunk must end in one (spaces before a digit
+    // split as `\s+(?!\S)` says, which they would not at the end of a chunk).
+    const c = j + @max(1, (p - j + 2) / 3) * 3;
+    if (c <= from or c >= text.len) return null;
+    for (text[p .. c + 1]) |b| if (!std.ascii.isDigit(b)) return null;
+    return c;
+}
+
 inline fn letterBits(v: @Vector(32, u8)) u32 {
     const V = @Vector(32, u8);
     return @bitCast((v | @as(V, @splat(0x20))) -% @as(V, @splat('a')) < @as(V, @splat(26)));
@@ -903,7 +924,8 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
     try starts.append(gpa, 0);
     var p: usize = target;
     while (p + par_chunk_min / 2 < text.len) {
-        const q = nextChunkStart(v.pattern, text, p) orelse break;
+        const q = digitCut(v.pattern, text, starts.items[starts.items.len - 1], p) orelse
+            nextChunkStart(v.pattern, text, p) orelse break;
         if (text.len - q < par_chunk_min / 2) break;
         try starts.append(gpa, q);
         p = q + target;
@@ -1018,4 +1040,53 @@ test "chunk starts: the pieces of both sides equal the whole text's, for every p
         }
     }
     try std.testing.expect(checked > 40_000);
+}
+
+test "digit cuts: the pieces of both sides equal the whole text's (cl100k, o200k)" {
+    var prng = std.Random.DefaultPrng.init(0xD161);
+    const r = prng.random();
+    const frags = [_][]const u8{ "1", "2", "42", "123", "9", "0", " ", "a", "x1", ".", "\n", "\xd9\xa3", "\xc2\xb2", "\xc3\xa9", "'s", "-" };
+    var buf: [400]u8 = undefined;
+    var ends_full: [401]bool = undefined;
+    var checked: usize = 0;
+    for (0..3000) |_| {
+        var len: usize = 0;
+        while (len < 200) {
+            const f = frags[r.uintLessThan(usize, frags.len)];
+            @memcpy(buf[len..][0..f.len], f);
+            len += f.len;
+        }
+        const text = buf[0..len];
+        inline for (.{ pretok.Pattern.cl100k, pretok.Pattern.o200k }) |pat| {
+            @memset(ends_full[0 .. len + 1], false);
+            var pos: usize = 0;
+            while (pos < len) {
+                pos = pretok.nextPieceEnd(pat, text, pos);
+                ends_full[pos] = true;
+            }
+            for (1..len) |p| {
+                const c = digitCut(pat, text, 0, p) orelse continue;
+                checked += 1;
+                try std.testing.expect(c >= p and c < len);
+                try std.testing.expect(ends_full[c]);
+                var q: usize = 0;
+                var n: usize = 0;
+                while (q < c) : (n += 1) {
+                    q = pretok.nextPieceEnd(pat, text[0..c], q);
+                    try std.testing.expect(ends_full[q]);
+                }
+                try std.testing.expectEqual(std.mem.count(bool, ends_full[1 .. c + 1], &.{true}), n);
+                q = c;
+                n = 0;
+                while (q < len) : (n += 1) {
+                    q = c + pretok.nextPieceEnd(pat, text[c..], q - c);
+                    try std.testing.expect(ends_full[q]);
+                }
+                try std.testing.expectEqual(std.mem.count(bool, ends_full[c + 1 .. len + 1], &.{true}), n);
+                // A chunk start inside the run serves as its start for the next cut.
+                if (digitCut(pat, text, c, c + 1)) |c2| try std.testing.expect(ends_full[c2]);
+            }
+        }
+    }
+    try std.testing.expect(checked > 20_000);
 }
