@@ -837,6 +837,21 @@ fn digitCut(pat: pretok.Pattern, text: []const u8, from: usize, p: usize) ?usize
     return c;
 }
 
+/// `digitCut` in the first run of ASCII digits within 256 bytes from p that has a place to cut
+/// (numbers between spaces or commas, with no letter to cut at).
+fn digitCutNear(pat: pretok.Pattern, text: []const u8, from: usize, p: usize) ?usize {
+    if (pat != .cl100k and pat != .o200k) return null;
+    const end = @min(text.len, p + 256);
+    for (text[p..end], p..) |b, d| {
+        // p's own run, then each run that starts in the window (a run too short to cut
+        // leaves the next one its chance)
+        if (std.ascii.isDigit(b) and (d == p or !std.ascii.isDigit(text[d - 1]))) {
+            if (digitCut(pat, text, from, d)) |c| return c;
+        }
+    }
+    return null;
+}
+
 inline fn letterBits(v: @Vector(32, u8)) u32 {
     const V = @Vector(32, u8);
     return @bitCast((v | @as(V, @splat(0x20))) -% @as(V, @splat('a')) < @as(V, @splat(26)));
@@ -924,7 +939,7 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
     try starts.append(gpa, 0);
     var p: usize = target;
     while (p + par_chunk_min / 2 < text.len) {
-        const q = digitCut(v.pattern, text, starts.items[starts.items.len - 1], p) orelse
+        const q = digitCutNear(v.pattern, text, starts.items[starts.items.len - 1], p) orelse
             nextChunkStart(v.pattern, text, p) orelse break;
         if (text.len - q < par_chunk_min / 2) break;
         try starts.append(gpa, q);

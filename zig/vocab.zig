@@ -133,10 +133,15 @@
 //!     did): 207 MB/s. Bench-sized corpora (2 MB each, then docs): the 200k lines column
 //!     (which passes the budget) +31-35% (1 thread), +8-11% (2 threads); o200k +3-8%.
 //!   * Tried, not kept: 32-byte Short entries (bytes 9..16 inline, up to six 18-bit ids, so
-//!     pieces of 4-6 ids skip Big): docs 0.91x (footprint). Rebuilding Short with only the
-//!     entries stored or found since the last rebuild ("aging", so that a column after other
-//!     text gets a table of its own size): a growth trigger alone cannot tell stale entries
-//!     from new ones (the table then stayed at 16K slots and thrashed, or kept the stale ones).
+//!     pieces of 4-6 ids skip Big): docs 0.91x (footprint). A 4096-entry direct-mapped front
+//!     table (64 KiB) of pieces up to 8 bytes before Short: o200k code +1%, English 0.94x,
+//!     docs 0.89x. Aging (a bit per entry set when it is stored or found; rebuilds keep only
+//!     the entries that have it, so that a column after other text gets a table of its own
+//!     size), with three triggers: at growth, sized by the live count (the table stayed at 16K
+//!     slots and thrashed, or kept the stale ones); after as many stores as the last sweep
+//!     kept (Short: docs after other text 197-229 vs 193-206 MB/s; in Big the windows
+//!     shrank below the pieces' recurrence: multilingual 6 -> 26 ms a pass); after as many
+//!     stores as the table holds (never fires while the table can still grow).
 //!     Still open: a column after other text runs ~20-25% below a fresh process (its pieces
 //!     spread over a bigger table), e.g. docs after the four 2 MB corpora.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
