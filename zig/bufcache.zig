@@ -31,8 +31,13 @@
 //! grows with cores); RSS over 240 calls of mixed column sizes and thread counts stays at
 //! 237-253 MiB.
 //!
-//! Not for the output of a multi-task call (its `values`, which the tasks' ids are copied into):
-//! served from here too, two-thread docs/lines/English ran 6-11% slower than through malloc.
+//! The output of a multi-task call (its `values`, which the tasks' ids are copied into) has a
+//! slot of its own (`out_allocator`): served from the task buffers' cache, the 200k-lines output
+//! (12 MB) evicted the task buffers (0.89x). Through malloc, perf put 16% of a 2-thread English
+//! column in the page faults of the copy and 4% in brk trims; with the slot, in separate
+//! processes (one library each), 2-thread English 3.0-3.3 -> 2.3-2.7 ms a call (1.15-1.4x),
+//! code 1.06-1.09x, docs, lines, dictionary and multilingual within noise. bench/ab_builds.py
+//! cannot show it: its builds share one malloc, which reuses the other build's freed output.
 const std = @import("std");
 
 const page = std.heap.page_size_min;
@@ -175,6 +180,53 @@ fn keep(p: [*]align(page) u8, len: usize, used: usize) bool {
     return true;
 }
 
+/// The output (`values`) of the last multi-task call, kept whole for the next call's output
+/// (encode.zig): at 2+ threads the tasks' ids are copied into it, and a fresh one cost perf's
+/// 2-thread English column 16% in page faults and 4% in the heap's brk trims. One mapping of at
+/// most `out_cap` bytes, apart from the task buffers' budget (through it, the 10 MB output of
+/// the 200k-lines column evicted the task buffers: 0.89x).
+var out_ptr: ?[*]align(page) u8 = null;
+var out_len: usize = 0;
+pub const out_cap: usize = 32 << 20;
+
+pub const out_allocator: std.mem.Allocator = .{ .ptr = undefined, .vtable = &out_vtable };
+const out_vtable: std.mem.Allocator.VTable = .{ .alloc = outAlloc, .resize = resize, .remap = remap, .free = outFree };
+
+fn outAlloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[*]u8 {
+    if (alignment.toByteUnits() <= page and lock.tryLock()) {
+        const want = std.mem.alignForward(usize, n, page);
+        const p = out_ptr;
+        const len = out_len;
+        out_ptr = null;
+        out_len = 0;
+        lock.unlock();
+        if (p) |q| {
+            // The kept one if it fits (cut to size), else it goes now, before the new one.
+            if (len >= want and len / 2 <= want) {
+                if (len > want) std.posix.munmap(@alignCast(q[want..len]));
+                return q;
+            }
+            std.posix.munmap(q[0..len]);
+        }
+    }
+    return std.heap.page_allocator.vtable.alloc(undefined, n, alignment, ra);
+}
+
+fn outFree(_: *anyopaque, memory: []u8, _: std.mem.Alignment, _: usize) void {
+    const len = std.mem.alignForward(usize, memory.len, page);
+    const p: [*]align(page) u8 = @alignCast(memory.ptr);
+    if (len <= out_cap and lock.tryLock()) {
+        const old = out_ptr;
+        const old_len = out_len;
+        out_ptr = p;
+        out_len = len;
+        lock.unlock();
+        if (old) |q| std.posix.munmap(q[0..old_len]);
+        return;
+    }
+    std.posix.munmap(p[0..len]);
+}
+
 fn residentTotal() usize {
     var res: usize = 0;
     for (cache) |e| res += e.resident;
@@ -268,4 +320,33 @@ test "bufcache: reuse, split, bounded residency, oldest out first" {
     kept = 0;
     for (cache) |e| kept += @intFromBool(e.ptr != null);
     try std.testing.expectEqual(@as(usize, slots), kept);
+}
+
+test "bufcache: the last output is kept whole for the next one that fits" {
+    const a = out_allocator;
+    defer {
+        if (out_ptr) |q| std.posix.munmap(q[0..out_len]);
+        out_ptr = null;
+        out_len = 0;
+    }
+    const o1 = try a.alloc(u32, 300_000);
+    @memset(o1, 7);
+    a.free(o1);
+    // 1x to 2x the size asked for: the same mapping, cut to size.
+    const o2 = try a.alloc(u32, 200_000);
+    try std.testing.expectEqual(@intFromPtr(o1.ptr), @intFromPtr(o2.ptr));
+    try std.testing.expect(out_ptr == null);
+    a.free(o2);
+    try std.testing.expectEqual(std.mem.alignForward(usize, 800_000, page), out_len);
+    // More than twice the size: a new mapping, and the kept one goes.
+    const o3 = try a.alloc(u32, 50_000);
+    try std.testing.expect(@intFromPtr(o3.ptr) != @intFromPtr(o2.ptr));
+    try std.testing.expect(out_ptr == null);
+    a.free(o3);
+    // Bigger than the cap: the kept one (too small) went when it was asked for, and this one
+    // is not kept.
+    const big = try a.alloc(u8, out_cap + page);
+    try std.testing.expect(out_ptr == null);
+    a.free(big);
+    try std.testing.expect(out_ptr == null);
 }

@@ -713,6 +713,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.chunk_rows[n_chunks] = @intCast(n);
             owned.chunk_values[n_chunks] = @intCast(total);
         }
+        var copy = false;
         if (tasks.items.len == 1 and total > 0) {
             // One task (one thread, or a small column): its buffer becomes the output as is.
             const t = &tasks.items[0];
@@ -720,8 +721,15 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.values_alloc = t.alloc;
             owned.values = t.tokens.items;
             t.tokens = .empty;
-        } else owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
-        if (owned.values_mem.len == 0) {
+        } else {
+            // Into the output freed with the last result when it fits (bufcache.out_allocator):
+            // its pages are resident already.
+            owned.values_mem = bufcache.out_allocator.alloc(u32, @max(total, 1)) catch return .out_of_memory;
+            owned.values_alloc = bufcache.out_allocator;
+            owned.values = owned.values_mem[0..total];
+            copy = true;
+        }
+        if (copy) {
             // Tasks' ids into the output, on the pool (each task copies its own and frees its
             // buffer, so the copy and the output's first-touch page faults run in parallel).
             const starts = gpa.alloc(usize, tasks.items.len) catch return .out_of_memory;
