@@ -145,13 +145,8 @@
 //!     short pieces up in Big first when their (first byte, length) had more than 3 ids
 //!     lately (a 2-bit counter per pair; a failing Short probe walks ~8 slots at load 3/4):
 //!     docs 0.95x, English 0.96x, multilingual 1.03x.
-//!     Two generations of Short (a new table once the pieces encoded since the last rotation
-//!     pass a quarter of it, found pieces moved over from the old one): no change, and a
-//!     history of English, code and the dictionary (Short pieces) does not slow docs down at
-//!     all. A multilingual history does (its many pieces of more than 3 ids fill Big): docs
-//!     after it 165-184 vs 222-232 MB/s fresh. Two generations of Big (`PieceCache.rotate`):
-//!     after multilingual 196-204, after the four corpora 184-193 (was 158-161); fresh docs,
-//!     multilingual and lines +-1% (ab_builds).
+//!     Still open: a column after other text runs ~20-25% below a fresh process (its pieces
+//!     spread over a bigger table), e.g. docs after the four 2 MB corpora.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
@@ -653,42 +648,6 @@ const PieceCache = struct {
     pairs: [1 << pair_bits]u64,
     short: Short,
     big: Big,
-    /// The previous generation of `big`: looked up on a miss, its entries copied into `big`
-    /// when found (see `rotate`).
-    old_big: Big,
-    /// Pieces encoded into `big` since the last rotation.
-    big_stored: usize,
-
-    /// At the start of a call: once the pieces encoded into `big` since the last rotation pass a
-    /// quarter of what it holds (the text has changed), a new generation starts, and the pieces
-    /// in use move over from `old_big` as they are found. `big` then holds the current text's
-    /// pieces in slots and an arena of their size, instead of spread among the earlier text's
-    /// (20k docs after a multilingual corpus: 0.8-0.9x of a fresh process).
-    fn rotate(c: *PieceCache) void {
-        if (c.big_stored * 4 <= c.big.count or c.big.count < Big.min_slots) return;
-        c.old_big.release();
-        c.old_big = c.big;
-        c.big = .{};
-        c.big_stored = 0;
-    }
-
-    /// A piece that missed `big`: from the old generation (copied over), or null.
-    inline fn fromOld(c: *PieceCache, h: u64, piece: []const u8, key: ?ShortKey, out: []u32) ?usize {
-        if (c.old_big.slots.len == 0) return null;
-        const got = if (key) |k| c.old_big.getShort(h, k.k0, k.k1, piece.len, out) else c.old_big.getLong(h, piece, out);
-        const n = got orelse return null;
-        c.putBig(h, piece, out[0..n]);
-        return n;
-    }
-
-    fn putBig(c: *PieceCache, h: u64, piece: []const u8, toks: []const u32) void {
-        c.big.put(h, piece, toks);
-        if (c.big.refused > 0 and c.old_big.slots.len > 0) {
-            // `big` stopped growing: the old generation's memory goes to it.
-            c.old_big.release();
-            c.big.refused = 0;
-        }
-    }
 
     inline fn pairRank(c: *PieceCache, v: *const Vocab, a: u32, b: u32) u32 {
         const key = (@as(u64, a) << 20) | b;
@@ -884,7 +843,6 @@ var cache_key_state: std.atomic.Value(u8) = .init(0); // 0 none, 1 creating, 2 r
 fn freeCache(p: *anyopaque) callconv(.c) void {
     const c: *PieceCache = @ptrCast(@alignCast(p));
     c.big.release();
-    c.old_big.release();
     c.short.release();
     std.heap.c_allocator.destroy(c);
 }
@@ -920,20 +878,15 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
         c.?.serial = 0;
         c.?.big = .{};
         c.?.short = .{};
-        c.?.old_big = .{};
-        c.?.big_stored = 0;
         tl_cache = c;
     }
     const pc = c.?;
     if (pc.serial != v.serial) {
         @memset(&pc.pairs, empty_slot);
         pc.big.release(); // another vocabulary: its tables start small again
-        pc.old_big.release();
-        pc.big_stored = 0;
         if (!pc.short.reset()) return null;
         pc.serial = v.serial;
     }
-    pc.rotate();
     return pc;
 }
 
@@ -1005,12 +958,8 @@ pub inline fn encodePieceShort(v: *const Vocab, piece: []const u8, key: ShortKey
 fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     // Pieces of more than 3 tokens live in the arena table.
     if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out)) |n| return n;
-    if (cache.fromOld(key.h, piece, key, out)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
-    if (Short.fits(out[0..n])) cache.short.put(key, piece.len, out[0..n]) else {
-        cache.big_stored += 1;
-        cache.putBig(key.h, piece, out[0..n]);
-    }
+    if (Short.fits(out[0..n])) cache.short.put(key, piece.len, out[0..n]) else cache.big.put(key.h, piece, out[0..n]);
     return n;
 }
 
@@ -1028,10 +977,8 @@ pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
     if (piece.len > big_piece_max) return encodePieceUncached(v, piece, out, scratch);
     const h = longHash(piece);
     if (cache.big.getLong(h, piece, out)) |n| return n;
-    if (cache.fromOld(h, piece, null, out)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
-    cache.big_stored += 1;
-    cache.putBig(h, piece, out[0..n]);
+    cache.big.put(h, piece, out[0..n]);
     return n;
 }
 
@@ -1621,38 +1568,4 @@ test "Short keeps what it holds at its budget, then starts again" {
     try std.testing.expectEqual(@as(u32, @intCast(2 * cap + 1)), out[0]);
     const first = Piece.of(&name, 0);
     try std.testing.expectEqual(@as(?usize, null), t.get(shortKey(first), first.len, &out));
-}
-
-test "Big generations: after a rotation, pieces are found in the old table and copied over" {
-    const c = try std.testing.allocator.create(PieceCache);
-    defer std.testing.allocator.destroy(c);
-    c.big = .{};
-    c.old_big = .{};
-    c.big_stored = 0;
-    defer {
-        c.big.release();
-        c.old_big.release();
-    }
-    var name: [32]u8 = undefined;
-    var out: [8]u32 = undefined;
-    const n_pieces = Big.min_slots + 10;
-    for (0..n_pieces) |i| {
-        const p = std.fmt.bufPrint(&name, "a long piece number {d}", .{i}) catch unreachable;
-        c.big_stored += 1;
-        c.putBig(longHash(p), p, &.{ @intCast(i), 7, 9 });
-    }
-    try std.testing.expectEqual(n_pieces, c.big.count);
-    c.rotate(); // every piece was encoded since the last rotation: a new generation
-    try std.testing.expectEqual(@as(usize, 0), c.big.count);
-    try std.testing.expectEqual(n_pieces, c.old_big.count);
-    const p5 = std.fmt.bufPrint(&name, "a long piece number {d}", .{5}) catch unreachable;
-    try std.testing.expectEqual(@as(?usize, null), c.big.getLong(longHash(p5), p5, &out));
-    try std.testing.expectEqual(@as(?usize, 3), c.fromOld(longHash(p5), p5, null, &out));
-    try std.testing.expectEqualSlices(u32, &.{ 5, 7, 9 }, out[0..3]);
-    // copied into the current generation
-    try std.testing.expectEqual(@as(?usize, 3), c.big.getLong(longHash(p5), p5, &out));
-    try std.testing.expectEqual(@as(usize, 1), c.big.count);
-    // few new pieces since: no rotation
-    c.rotate();
-    try std.testing.expectEqual(n_pieces, c.old_big.count);
 }
