@@ -145,8 +145,18 @@
 //!     short pieces up in Big first when their (first byte, length) had more than 3 ids
 //!     lately (a 2-bit counter per pair; a failing Short probe walks ~8 slots at load 3/4):
 //!     docs 0.95x, English 0.96x, multilingual 1.03x.
-//!     Still open: a column after other text runs ~20-25% below a fresh process (its pieces
-//!     spread over a bigger table), e.g. docs after the four 2 MB corpora.
+//!     Two generations of Short (a new table once the pieces encoded since the last rotation
+//!     pass a quarter of it, found pieces moved over from the old one): no change, and a
+//!     history of English, code and the dictionary (Short pieces) does not slow docs down at
+//!     all. A multilingual history does (its many pieces of more than 3 ids fill Big): docs
+//!     after it 165-184 vs 222-232 MB/s fresh. Two generations of Big, the same rule checked
+//!     when a thread binds its cache: one thread, docs after multilingual 196-204, after the
+//!     four corpora 184-193 (was 158-161), fresh +-1%; but two threads 3x slower on docs
+//!     (tasks go to whichever thread is free, so each thread meets a different half of the
+//!     rows every call, keeps encoding pieces it has not seen, rotates again and drops the
+//!     pieces the other half held): reverted.
+//!     Still open: a column after multilingual text runs 10-25% below a fresh process (its
+//!     pieces of more than 3 ids spread over a Big table that holds the earlier ones).
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
