@@ -374,6 +374,9 @@ pub const Owned = struct {
     }
 };
 
+/// Outputs of multi-task calls with at least this many ids go through bufcache.out_allocator.
+const out_min_ids = 64 << 10;
+
 /// Big task token buffers are mappings of their own: they are freed one by one while the result
 /// is assembled and must go back to the OS then (a malloc heap would keep them resident and
 /// double the peak), except for the few bufcache.zig keeps for the next call, within its
@@ -721,12 +724,16 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.values_alloc = t.alloc;
             owned.values = t.tokens.items;
             t.tokens = .empty;
-        } else {
+        } else if (total >= out_min_ids) {
             // Into the output freed with the last result when it fits (bufcache.out_allocator):
             // its pages are resident already.
-            owned.values_mem = bufcache.out_allocator.alloc(u32, @max(total, 1)) catch return .out_of_memory;
+            owned.values_mem = bufcache.out_allocator.alloc(u32, total) catch return .out_of_memory;
             owned.values_alloc = bufcache.out_allocator;
             owned.values = owned.values_mem[0..total];
+            copy = true;
+        } else {
+            // Small (or empty): malloc, and the kept output stays for the next big call.
+            owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
             copy = true;
         }
         if (copy) {
