@@ -716,8 +716,8 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.chunk_rows[n_chunks] = @intCast(n);
             owned.chunk_values[n_chunks] = @intCast(total);
         }
-        var copy = false;
-        if (tasks.items.len == 1 and total > 0) {
+        const handed_over = tasks.items.len == 1 and total > 0;
+        if (handed_over) {
             // One task (one thread, or a small column): its buffer becomes the output as is.
             const t = &tasks.items[0];
             owned.values_mem = t.tokens.allocatedSlice();
@@ -730,13 +730,11 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.values_mem = bufcache.out_allocator.alloc(u32, total) catch return .out_of_memory;
             owned.values_alloc = bufcache.out_allocator;
             owned.values = owned.values_mem[0..total];
-            copy = true;
         } else {
             // Small (or empty): malloc, and the kept output stays for the next big call.
             owned.values = gpa.alloc(u32, @max(total, 1)) catch return .out_of_memory;
-            copy = true;
         }
-        if (copy) {
+        if (!handed_over) {
             // Tasks' ids into the output, on the pool (each task copies its own and frees its
             // buffer, so the copy and the output's first-touch page faults run in parallel).
             const starts = gpa.alloc(usize, tasks.items.len) catch return .out_of_memory;
@@ -1012,6 +1010,47 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
     return w;
 }
 
+/// Test helper: fragments drawn from `frags` into `buf` until at least 200 bytes.
+fn fragmentText(r: std.Random, frags: []const []const u8, buf: []u8) []u8 {
+    var len: usize = 0;
+    while (len < 200) {
+        const f = frags[r.uintLessThan(usize, frags.len)];
+        @memcpy(buf[len..][0..f.len], f);
+        len += f.len;
+    }
+    return buf[0..len];
+}
+
+/// Test helper: ends[i] = whether a piece of the whole text ends at i.
+fn markPieceEnds(comptime pat: pretok.Pattern, text: []const u8, ends: []bool) void {
+    @memset(ends[0 .. text.len + 1], false);
+    var pos: usize = 0;
+    while (pos < text.len) {
+        pos = pretok.nextPieceEnd(pat, text, pos);
+        ends[pos] = true;
+    }
+}
+
+/// Test helper: text[0..c] and text[c..] pretokenized alone give exactly the whole text's piece
+/// ends (`markPieceEnds`) on their side of c.
+fn expectCutKeepsPieces(comptime pat: pretok.Pattern, text: []const u8, c: usize, ends: []const bool) !void {
+    try std.testing.expect(ends[c]);
+    var q: usize = 0;
+    var n: usize = 0;
+    while (q < c) : (n += 1) {
+        q = pretok.nextPieceEnd(pat, text[0..c], q);
+        try std.testing.expect(ends[q]);
+    }
+    try std.testing.expectEqual(std.mem.count(bool, ends[1 .. c + 1], &.{true}), n);
+    q = c;
+    n = 0;
+    while (q < text.len) : (n += 1) {
+        q = c + pretok.nextPieceEnd(pat, text[c..], q - c);
+        try std.testing.expect(ends[q]);
+    }
+    try std.testing.expectEqual(std.mem.count(bool, ends[c + 1 .. text.len + 1], &.{true}), n);
+}
+
 test "chunk starts: the pieces of both sides equal the whole text's, for every pattern" {
     var prng = std.Random.DefaultPrng.init(0xC0FFEE);
     const r = prng.random();
@@ -1021,44 +1060,17 @@ test "chunk starts: the pieces of both sides equal the whole text's, for every p
         "+", "=", "_", ":", "\"", "(", "'", "'t", "\xe2\x80\x99", "Ab", "aB",
     };
     var buf: [400]u8 = undefined;
-    var ends_full: [400]bool = undefined;
+    var ends_full: [401]bool = undefined;
     var checked: usize = 0;
     for (0..6000) |_| {
-        var len: usize = 0;
-        while (len < 200) {
-            const f = frags[r.uintLessThan(usize, frags.len)];
-            @memcpy(buf[len..][0..f.len], f);
-            len += f.len;
-        }
-        const text = buf[0..len];
+        const text = fragmentText(r, &frags, &buf);
+        const len = text.len;
         inline for (.{ pretok.Pattern.cl100k, pretok.Pattern.o200k, pretok.Pattern.gpt2, pretok.Pattern.qwen2 }) |pat| {
-            @memset(ends_full[0 .. len + 1], false);
-            var pos: usize = 0;
-            while (pos < len) {
-                pos = pretok.nextPieceEnd(pat, text, pos);
-                ends_full[pos] = true;
-            }
+            markPieceEnds(pat, text, &ends_full);
             for (3..len - 1) |p| {
                 if (!isChunkStart(pat, text, p)) continue;
                 checked += 1;
-                try std.testing.expect(ends_full[p]);
-                // The left chunk alone: the same piece ends up to p (each of its ends is one of
-                // the whole text's, and as many).
-                var q: usize = 0;
-                var n: usize = 0;
-                while (q < p) : (n += 1) {
-                    q = pretok.nextPieceEnd(pat, text[0..p], q);
-                    try std.testing.expect(ends_full[q]);
-                }
-                try std.testing.expectEqual(std.mem.count(bool, ends_full[1 .. p + 1], &.{true}), n);
-                // The right chunk alone: the same piece ends from p on.
-                q = p;
-                n = 0;
-                while (q < len) : (n += 1) {
-                    q = p + pretok.nextPieceEnd(pat, text[p..], q - p);
-                    try std.testing.expect(ends_full[q]);
-                }
-                try std.testing.expectEqual(std.mem.count(bool, ends_full[p + 1 .. len + 1], &.{true}), n);
+                try expectCutKeepsPieces(pat, text, p, &ends_full);
             }
             // nextChunkStart finds the first one.
             var want: ?usize = null;
@@ -1080,39 +1092,15 @@ test "digit cuts: the pieces of both sides equal the whole text's (cl100k, o200k
     var ends_full: [401]bool = undefined;
     var checked: usize = 0;
     for (0..3000) |_| {
-        var len: usize = 0;
-        while (len < 200) {
-            const f = frags[r.uintLessThan(usize, frags.len)];
-            @memcpy(buf[len..][0..f.len], f);
-            len += f.len;
-        }
-        const text = buf[0..len];
+        const text = fragmentText(r, &frags, &buf);
+        const len = text.len;
         inline for (.{ pretok.Pattern.cl100k, pretok.Pattern.o200k }) |pat| {
-            @memset(ends_full[0 .. len + 1], false);
-            var pos: usize = 0;
-            while (pos < len) {
-                pos = pretok.nextPieceEnd(pat, text, pos);
-                ends_full[pos] = true;
-            }
+            markPieceEnds(pat, text, &ends_full);
             for (1..len) |p| {
                 const c = digitCut(pat, text, 0, p) orelse continue;
                 checked += 1;
                 try std.testing.expect(c >= p and c < len);
-                try std.testing.expect(ends_full[c]);
-                var q: usize = 0;
-                var n: usize = 0;
-                while (q < c) : (n += 1) {
-                    q = pretok.nextPieceEnd(pat, text[0..c], q);
-                    try std.testing.expect(ends_full[q]);
-                }
-                try std.testing.expectEqual(std.mem.count(bool, ends_full[1 .. c + 1], &.{true}), n);
-                q = c;
-                n = 0;
-                while (q < len) : (n += 1) {
-                    q = c + pretok.nextPieceEnd(pat, text[c..], q - c);
-                    try std.testing.expect(ends_full[q]);
-                }
-                try std.testing.expectEqual(std.mem.count(bool, ends_full[c + 1 .. len + 1], &.{true}), n);
+                try expectCutKeepsPieces(pat, text, c, &ends_full);
                 // A chunk start inside the run serves as its start for the next cut.
                 if (digitCut(pat, text, c, c + 1)) |c2| try std.testing.expect(ends_full[c2]);
             }
