@@ -269,3 +269,47 @@ def test_abi_rejects_bad_arguments(enc):
     assert lib.at_encode_text_blk(ctypes.byref(blk), b"hello world") == N.BUFFER_TOO_SMALL
     blk.opts = None
     assert lib.at_encode_text_blk(ctypes.byref(blk), b"hello world") == N.INVALID_ARGUMENT
+
+
+def _from_bytes(typ, rows, validity=None):
+    data = b"".join(rows)
+    width = np.int64 if typ in (pa.large_string(), pa.large_binary()) else np.int32
+    offs = np.cumsum([0] + [len(r) for r in rows]).astype(width)
+    return pa.Array.from_buffers(typ, len(rows), [validity, pa.py_buffer(offs.tobytes()), pa.py_buffer(data)])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("typ", [pa.string(), pa.large_binary()])
+def test_code_point_split_between_rows(enc, ref, typ, threads):
+    """Rows whose bytes together are well-formed UTF-8 but that cut a code point between them.
+    Rows are checked in runs (one UTF-8 check over the bytes of many rows), so each row must
+    also be seen to start on a code point: the error names the first row and its offset."""
+    euro, four = "€".encode(), "😀".encode()
+    for ch in (euro, four):
+        for cut in range(1, len(ch)):
+            for lead in (b"", b"ab", b"x" * 70):
+                rows = [b"hello world"] * 5 + [lead + ch[:cut], ch[cut:] + b" tail"] + [b"more text"] * 5
+                col = _from_bytes(typ, rows)
+                with pytest.raises(arrowtok.ArrowtokError) as ei:
+                    enc.encode_arrow(col, threads=threads)
+                assert (ei.value.row, ei.value.byte_offset) == (5, len(lead)), str(ei.value)
+                with pytest.raises(arrowtok.ArrowtokError) as ei:
+                    enc.count_tokens_arrow(col, threads=threads)
+                assert (ei.value.row, ei.value.byte_offset) == (5, len(lead)), str(ei.value)
+                got = enc.encode_arrow(col, threads=threads, errors="replace").to_pylist()
+                assert got == [ref.encode_ordinary(r.decode("utf-8", "replace")) for r in rows]
+
+
+def test_invalid_row_late_in_a_run(enc, ref):
+    """An ill-formed row after many good ones in one run, and rows of a failed run after it:
+    the first bad row is reported, and with errors='replace' every row is encoded."""
+    good = [("row %d: plain text, ünïcödé, 日本語" % i).encode() for i in range(3000)]
+    for bad_at in (0, 1, 1500, 2999):
+        rows = list(good)
+        rows[bad_at] = rows[bad_at][:7] + b"\xff" + rows[bad_at][7:]
+        col = _from_bytes(pa.string(), rows)
+        with pytest.raises(arrowtok.ArrowtokError) as ei:
+            enc.encode_arrow(col)
+        assert (ei.value.row, ei.value.byte_offset) == (bad_at, 7)
+        got = enc.encode_arrow(col, errors="replace").to_pylist()
+        assert got == [ref.encode_ordinary(r.decode("utf-8", "replace")) for r in rows]

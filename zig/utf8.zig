@@ -66,6 +66,12 @@ pub fn firstInvalid(s: []const u8) ?usize {
 //
 // performance notes: the byte-at-a-time loop (firstInvalidScalar) cost 11.7% of a one-thread
 // encode of the 20k-document column (29% non-ASCII bytes) and 5.8% of English books in perf.
+// Did not pay (session 7): checking a column's rows in runs (one vector check over the bytes of up
+// to 64 KiB of contiguous rows, plus "no row starts with a continuation byte") instead of row by
+// row: lines 1.007x, docs 0.986x, English 1.009x, code 0.977x (bench/ab_builds.py, 15 rounds),
+// although perf put 7% of the 200k-lines column in firstInvalid: that is the first touch of each
+// row's bytes, which the encoder pays instead. tests/test_arrow.py keeps its tests (code points
+// cut between rows, a bad row late in a long run).
 
 /// Lanes of one table lookup: 32 with AVX2, 16 with SSSE3, 0 = no vector validation.
 const lookup_width: usize = blk: {
