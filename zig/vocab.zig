@@ -157,6 +157,23 @@
 //!     pieces the other half held): reverted.
 //!     Still open: a column after multilingual text runs 10-25% below a fresh process (its
 //!     pieces of more than 3 ids spread over a Big table that holds the earlier ones).
+//! - Session 7 (bench/ab_builds.py, 15 rounds, in-process; and separate processes alternated):
+//!   * Probe order, not size: code after English ran 12-19% below a fresh process, and so
+//!     did a Short table rebuilt to exactly the fresh one's size and contents (epoch stamps in
+//!     three spare answer bits; rebuilt with the entries used in the last two epochs when fewer
+//!     than 3/4 were used: 257-283 MB/s against 294-319 without and 356-378 after dropping the
+//!     caches; the stamps alone cost 4.5-7%). A fresh table holds pieces in first-seen order,
+//!     so frequent ones sit in their home slots; growth and rebuilds rehash in slot order and
+//!     put hot pieces behind cold ones, each extra probe a compare and a mispredicted branch.
+//!   * So a hit past its home slot swaps the piece into it (`Short.moveHome`; every slot from
+//!     the other piece's home to the hit's is occupied, so it stays reachable): cl100k code
+//!     1.155-1.164x, lines 1.04-1.07x, multilingual 1.04-1.06x, English 1.04-1.05x,
+//!     dictionary 1.03x, docs 0.96-1.00x; o200k code 1.17x, English 1.06x, dictionary 1.04x,
+//!     docs 1.02x. Separate processes: code after English 292-332 -> 344-446 MB/s; docs after
+//!     the four corpora median 179 -> 187, fresh 228 both.
+//!   * Tried, not kept: moving one slot toward home per hit (code 1.11x, English 1.01x, docs
+//!     0.96x); moving on 1 in 2 or 1 in 4 displaced hits (docs 0.955x / 0.974x, code 1.13x);
+//!     the same swap in Big's slots (+-2%).
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
@@ -769,8 +786,9 @@ const Short = struct {
             return false;
         };
         tl_held += n * slot_bytes; // the old table's bytes come off below
-        for (t.entries, t.k1s) |e, k1| {
+        for (t.entries, t.k1s) |e, k1s| {
             if (e.v == 0) continue;
+            const k1 = if (e.v & 31 > 8) k1s else 0; // stale for short pieces (see moveHome)
             var i = home(shortHash(e.k0, k1, @intCast(e.v & 31)), n);
             while (ne[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
             ne[i] = e;
@@ -784,16 +802,18 @@ const Short = struct {
         return true;
     }
 
-    inline fn get(t: *const Short, key: ShortKey, len: usize, out: []u32) ?usize {
+    inline fn get(t: *Short, key: ShortKey, len: usize, out: []u32) ?usize {
         const n = t.entries.len;
         if (n == 0) return null;
-        var i = home(key.h, n);
+        const h0 = home(key.h, n);
+        var i = h0;
         while (true) {
             const e = t.entries[i];
             // Bytes 9..16 only for pieces that long: an address select, not a branch.
             const k1p: *const u64 = if (len > 8) &t.k1s[i] else &zero_k1;
             if (e.k0 == key.k0 and e.v & 31 == len and k1p.* == key.k1) {
                 const v = e.v;
+                if (i != h0) t.moveHome(i, h0);
                 const c: usize = @intCast((v >> 5) & 3);
                 if (out.len >= 3) { // ids past c are 0; the caller keeps c of them
                     out[0] = @intCast((v >> 7) & id_mask);
@@ -808,6 +828,21 @@ const Short = struct {
             if (e.v == 0) return null;
             i = if (i + 1 == n) 0 else i + 1;
         }
+    }
+
+    /// Swaps the entry found at slot i with the one in its home slot h: pieces looked up often
+    /// end up in their home slots, whatever the order they were inserted or rehashed in. (Every
+    /// slot from the other entry's home to i is occupied, so it stays reachable at i.)
+    fn moveHome(t: *Short, i: usize, h: usize) void {
+        const e = t.entries[i];
+        const o = t.entries[h];
+        t.entries[i] = o;
+        t.entries[h] = e;
+        // k1s only matters for pieces of more than 8 bytes (the others hash and compare with
+        // k1 = 0): most moves touch one cache line less.
+        const ke = if (e.v & 31 > 8) t.k1s[i] else 0;
+        if (o.v & 31 > 8) t.k1s[i] = t.k1s[h];
+        if (e.v & 31 > 8) t.k1s[h] = ke;
     }
 
     /// `toks` must `fit`.
@@ -1578,4 +1613,47 @@ test "Short keeps what it holds at its budget, then starts again" {
     try std.testing.expectEqual(@as(u32, @intCast(2 * cap + 1)), out[0]);
     const first = Piece.of(&name, 0);
     try std.testing.expectEqual(@as(?usize, null), t.get(shortKey(first), first.len, &out));
+}
+
+test "Short: lookups move pieces to their home slots and every piece stays found" {
+    // Pieces of 2..16 bytes (both sides of the 8-byte k1 split), at the highest load the table
+    // reaches, looked up in a skewed random order (each hit past its home slot swaps it home),
+    // then rehashed by growth: every piece must still give its own ids, and none may be found
+    // twice or lost. A swap that left a piece past an empty slot, or moved k1 wrongly for
+    // pieces longer than 8 bytes, fails here.
+    var t: Short = .{};
+    defer t.release();
+    try std.testing.expect(t.resize(Short.initial));
+    var rng = std.Random.DefaultPrng.init(42);
+    const r = rng.random();
+    const n = Short.initial * 3 / 4;
+    const keys = try std.testing.allocator.alloc([16]u8, n);
+    defer std.testing.allocator.free(keys);
+    const lens = try std.testing.allocator.alloc(u8, n);
+    defer std.testing.allocator.free(lens);
+    for (keys, lens, 0..) |*k, *l, i| {
+        l.* = @intCast(2 + i % 15);
+        r.bytes(k);
+        std.mem.writeInt(u32, k[0..4], @intCast(i), .little); // distinct
+        t.put(shortKey(k[0..l.*]), l.*, &.{ @intCast(i), @intCast(i % 7), @intCast(n - i) });
+    }
+    var out: [3]u32 = undefined;
+    var moved: usize = 0;
+    for (0..20 * n) |_| {
+        // Skewed: low indices far more often (a hot head and a long tail, as in text).
+        const i = @min(n - 1, @as(usize, @intFromFloat(@as(f64, @floatFromInt(n)) * std.math.pow(f64, r.float(f64), 3))));
+        const key = shortKey(keys[i][0..lens[i]]);
+        const at_home = t.entries[Short.home(key.h, t.entries.len)].k0 == key.k0;
+        try std.testing.expectEqual(@as(?usize, 3), t.get(key, lens[i], &out));
+        try std.testing.expectEqual([3]u32{ @intCast(i), @intCast(i % 7), @intCast(n - i) }, out);
+        if (!at_home) moved += 1;
+        try std.testing.expect(t.entries[Short.home(key.h, t.entries.len)].k0 == key.k0);
+    }
+    try std.testing.expect(moved > 0);
+    try std.testing.expect(t.resize(t.entries.len * 3 / 2 & ~@as(usize, 63)));
+    for (keys, lens, 0..) |k, l, i| {
+        try std.testing.expectEqual(@as(?usize, 3), t.get(shortKey(k[0..l]), l, &out));
+        try std.testing.expectEqual(@as(u32, @intCast(i)), out[0]);
+    }
+    try std.testing.expectEqual(n, t.count);
 }
