@@ -11,6 +11,10 @@ per build (CPU time of the call; wall time with --threads above 1) and its ratio
         --name arrowtok_b -femit-bin=/tmp/b.so
     python bench/ab_builds.py --libs arrowtok/libarrowtok_v3.so,/tmp/b.so --corpus docs
 
+--history english:doc,english,code:doc,code,... makes every build first encode what the benchmark's
+process encodes before a row (three times each; ":doc" = one encode_to_numpy call per document), for
+effects that depend on what the piece tables already hold.
+
 --cold sums a 48 MB buffer before each timed call, evicting the piece tables from the CPU caches
 (the benchmark's interleaving of many tools does much the same); without it each build runs right
 after its own untimed call.
@@ -42,6 +46,10 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true", help="evict the CPU caches before each timed call")
     ap.add_argument("--threads", type=int, default=1,
                     help="threads= of each call; above 1 the wall time is timed, not CPU time")
+    ap.add_argument("--history", default="",
+                    help="corpora each build encodes first, in order, three times each (as the benchmark's "
+                         "process does before a row): e.g. english:doc,english,code:doc,code (:doc = one "
+                         "encode_to_numpy call per document instead of one column)")
     a = ap.parse_args()
 
     import numpy as np
@@ -62,6 +70,7 @@ def main() -> None:
     mb = sum(len(r.encode("utf-8")) for r in rows) / 1e6
     libs = [str(Path(p).resolve()) for p in a.libs.split(",")]
     calls = {}
+    encs = {}
     for lib in libs:
         for name in [m for m in sys.modules if m == "arrowtok" or m.startswith("arrowtok.")]:
             del sys.modules[name]
@@ -69,6 +78,20 @@ def main() -> None:
         at = importlib.import_module("arrowtok")
         enc = at.get_encoding(a.encoding)
         calls[lib] = enc.count_tokens_arrow if a.count else enc.encode_arrow
+        encs[lib] = enc
+    # The history: what the benchmark's process encoded before this row (each build's caches are
+    # its own, so every build replays it).
+    for item in [h for h in a.history.split(",") if h]:
+        name, _, how = item.partition(":")
+        c = load_corpus(name, a.max_mb, None)
+        hcol = pa.array(c["rows"], pa.string())
+        for lib in libs:
+            for _ in range(3):
+                if how == "doc":
+                    for d in c["docs"]:
+                        encs[lib].encode_to_numpy(d, disallowed_special=())
+                else:
+                    calls[lib](hcol, threads=a.threads)
     ref = None
     for lib, f in calls.items():
         out = f(col, threads=a.threads)

@@ -174,6 +174,19 @@
 //!   * Tried, not kept: moving one slot toward home per hit (code 1.11x, English 1.01x, docs
 //!     0.96x); moving on 1 in 2 or 1 in 4 displaced hits (docs 0.955x / 0.974x, code 1.13x);
 //!     the same swap in Big's slots (+-2%).
+//!   * What is left of the history effect is the table's size: the 20k documents after the
+//!     multilingual corpus run 10-13% slower, and dropping Short (not Big) after two calls of
+//!     them gives it back (`bench/ab_builds.py --history` replays what the benchmark's process
+//!     encoded before a row). Aging Short by epochs (the stamps above, checked in the same
+//!     compare as the length, so that a hit costs no extra branch; an epoch ends after 32
+//!     bytes of input per slot, doubling while few pieces are added, or as soon as a quarter
+//!     of the entries are new; at its end, a table twice the size its used entries need is
+//!     rebuilt with the entries used in the last two epochs): docs after the benchmark's
+//!     history 1.10x, code after English 1.12x, but steady state 0.95-1.0x, 200k lines after
+//!     the history 0.91x, and a first pass over many short documents (the 20k documents one
+//!     call each) thrashed: each short epoch of a first pass adds a quarter of new pieces, so
+//!     the table was rebuilt to 16K slots over and over and kept only ~10k of the corpus's
+//!     112k pieces. A corpus job is a first pass: not kept.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
