@@ -9,6 +9,11 @@ the median of the next passes, after checking the first pass's ids against tikto
 
     python bench/bench_cold.py                       # english, docs, multilingual; cl100k_base
     python bench/bench_cold.py --corpora docs --encodings o200k_base --tools arrowtok,gigatoken
+    python bench/bench_cold.py --corpora stream --encodings cl100k_base,o200k_base
+
+`stream` is a corpus job's shape: every paragraph of every file in ../shared/corpora and every
+document of sample_docs.jsonl (~33 MB, ~91k rows), shuffled (fixed seed), encoded in batches of
+4,000 rows, each batch once; "later passes" there is one more pass over all the batches.
 """
 from __future__ import annotations
 
@@ -25,12 +30,61 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
+STREAM_BATCH = 4000
+
+
+def stream_rows() -> list[str]:
+    """Every paragraph of the shared corpora's text files and every sample_docs document, shuffled."""
+    import random
+
+    from bench import SHARED_CORPORA, _paragraphs
+
+    rows: list[str] = []
+    for p in sorted(SHARED_CORPORA.iterdir()):
+        if p.suffix == ".txt" and p.is_file():
+            rows += [r for r in _paragraphs(p.read_text(encoding="utf-8")) if r]
+        elif p.suffix == ".jsonl":
+            with open(p, encoding="utf-8") as fh:
+                rows += [json.loads(line)["text"] for line in fh if line.strip()]
+    random.Random(5).shuffle(rows)
+    return rows
+
+
+def child_stream(tool: str, encoding: str) -> dict:
+    import pyarrow as pa
+
+    import peers as P
+
+    rows = stream_rows()
+    batches = [pa.array(rows[i:i + STREAM_BATCH], type=pa.string()) for i in range(0, len(rows), STREAM_BATCH)]
+    nbytes = sum(len(r.encode("utf-8")) for r in rows)
+    t = P.PEERS[tool](encoding, 1)
+    t.load()
+    # Each batch's result is dropped right away, as a job that writes it out does (kept, every
+    # tool's outputs would pile up to ~30 MB and each batch would fault in fresh pages).
+    t0 = time.perf_counter()
+    for b in batches:
+        t.encode_column(b)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for b in batches:
+        t.encode_column(b)
+    later = time.perf_counter() - t0
+    ref = P.PEERS["tiktoken"](encoding, 1)
+    ref.load()
+    exact = all(t.encode_column(b).to_pylist() == ref.encode_column(b).to_pylist() for b in batches)
+    return {"tool": tool, "encoding": encoding, "corpus": "stream", "mb": nbytes / 1e6, "exact": exact,
+            "first_mbps": nbytes / first / 1e6, "later_mbps": nbytes / later / 1e6}
+
+
 def child(tool: str, encoding: str, corpus: str, repeats: int) -> dict:
     import pyarrow as pa
 
     import peers as P
     from bench import load_corpus
 
+    if corpus == "stream":
+        return child_stream(tool, encoding)
     c = load_corpus(corpus, 2.0, None)
     col = pa.array(c["rows"], type=pa.string())
     nbytes = sum(len(r.encode("utf-8")) for r in c["rows"])

@@ -200,7 +200,7 @@ pub const Tables = struct {
     }
 
     /// False: (a, b) is surely not in the pair table.
-    inline fn mayPair(t: *const Tables, a: u32, b: u32) bool {
+    pub inline fn mayPair(t: *const Tables, a: u32, b: u32) bool {
         const wb = t.filterBits((@as(u64, a) << 20) | b);
         return t.pair_filter[wb[0]] & wb[1] == wb[1];
     }

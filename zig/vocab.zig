@@ -174,6 +174,13 @@
 //!   * Tried, not kept: moving one slot toward home per hit (code 1.11x, English 1.01x, docs
 //!     0.96x); moving on 1 in 2 or 1 in 4 displaced hits (docs 0.955x / 0.974x, code 1.13x);
 //!     the same swap in Big's slots (+-2%).
+//!   * First pass (a corpus job's shape: `python bench/bench_cold.py --corpora stream`, 33 MB of
+//!     every corpus's paragraphs shuffled, batches of 4,000 rows, each encoded once): perf put
+//!     18% of it on the pair table's loads in the merges of new pieces (4 MB cl100k, 8 MB
+//!     o200k). The pieces' pair lookups that miss the thread's pair cache now ask the
+//!     long-piece tables' 512 KB Bloom filter first (most pairs of a merge run do not merge):
+//!     first pass o200k 45-46 -> 51-53 MB/s, cl100k 49-55 -> 54-58 (separate processes,
+//!     alternated); steady state 0.98-0.99x (noise).
 //!   * What is left of the history effect is the table's size: the 20k documents after the
 //!     multilingual corpus run 10-13% slower, and dropping Short (not Big) after two calls of
 //!     them gives it back (`bench/ab_builds.py --history` replays what the benchmark's process
@@ -697,7 +704,9 @@ const PieceCache = struct {
             const ans: u32 = @intCast(e & 0xFFFFFF);
             return if (ans == 0) no_rank else ans - 1;
         }
-        const r = v.pairRank(a, b);
+        // Most pairs of a piece's merge run do not merge; the long-piece tables' Bloom filter
+        // (512 KB) answers most of those without the pair table (4-8 MB, a cache miss).
+        const r = if (v.long.pair_filter.len != 0 and !v.long.mayPair(a, b)) no_rank else v.pairRank(a, b);
         slot.* = (key << 24) | (if (r == no_rank) 0 else @as(u64, r) + 1);
         return r;
     }
