@@ -180,7 +180,14 @@
 //!     o200k). The pieces' pair lookups that miss the thread's pair cache now ask the
 //!     long-piece tables' 512 KB Bloom filter first (most pairs of a merge run do not merge):
 //!     first pass o200k 45-46 -> 51-53 MB/s, cl100k 49-55 -> 54-58 (separate processes,
-//!     alternated); steady state 0.98-0.99x (noise).
+//!     alternated); steady state 0.98-0.99x (noise). Not kept: a 128 KB Bloom filter of Big's
+//!     short pieces, to skip the Big probe after most Short misses (perf: 10% of the first
+//!     pass on that probe): +1-3%, noise. The long-piece encoder for new pieces from 5, 9 or
+//!     17 bytes instead of 33: no change on the stream (43.5-48.3 MB/s all four).
+//!   * Prefetching again, now that hot pieces sit at home: the next block decided one block
+//!     ahead (its scan reused) and its pieces' slots prefetched, one piece ahead on the scalar
+//!     path, only while the table is past 64K slots: docs 0.97x fresh, 1.01-1.10x after the
+//!     benchmark's history, lines 0.99x. Not kept (the same verdict as sessions 3-4).
 //!   * What is left of the history effect is the table's size: the 20k documents after the
 //!     multilingual corpus run 10-13% slower, and dropping Short (not Big) after two calls of
 //!     them gives it back (`bench/ab_builds.py --history` replays what the benchmark's process
