@@ -187,7 +187,11 @@
 //!   * Prefetching again, now that hot pieces sit at home: the next block decided one block
 //!     ahead (its scan reused) and its pieces' slots prefetched, one piece ahead on the scalar
 //!     path, only while the table is past 64K slots: docs 0.97x fresh, 1.01-1.10x after the
-//!     benchmark's history, lines 0.99x. Not kept (the same verdict as sessions 3-4).
+//!     benchmark's history, lines 0.99x. Not kept (the same verdict as sessions 3-4). Nor a
+//!     chunk of 128 pieces decided first (a resumable piece producer), their slots prefetched
+//!     into L2, then looked up (gigatoken stages a chunk this way): docs 0.99-1.00x warm,
+//!     1.025x after the history, 1.06x cold; lines 1.005x (0.86x when rows under 256 bytes
+//!     used it too). perf's 45% on the slot load is mostly overlapped already.
 //!   * What is left of the history effect is the table's size: the 20k documents after the
 //!     multilingual corpus run 10-13% slower, and dropping Short (not Big) after two calls of
 //!     them gives it back (`bench/ab_builds.py --history` replays what the benchmark's process
