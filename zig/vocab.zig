@@ -707,7 +707,9 @@ const PieceCache = struct {
     short: Short,
     big: Big,
 
-    inline fn pairRank(c: *PieceCache, v: *const Vocab, a: u32, b: u32) u32 {
+    /// `filtered`: a miss asks the long-piece Bloom filter before the pair table (callers that
+    /// checked it already, the long-piece search, pass false).
+    inline fn pairRank(c: *PieceCache, v: *const Vocab, a: u32, b: u32, comptime filtered: bool) u32 {
         const key = (@as(u64, a) << 20) | b;
         const slot = &c.pairs[@intCast((key *% 0xD6E8FEB86659FD93) >> (64 - pair_bits))];
         const e = slot.*;
@@ -717,7 +719,7 @@ const PieceCache = struct {
         }
         // Most pairs of a piece's merge run do not merge; the long-piece tables' Bloom filter
         // (512 KB) answers most of those without the pair table (4-8 MB, a cache miss).
-        const r = if (v.long.pair_filter.len != 0 and !v.long.mayPair(a, b)) no_rank else v.pairRank(a, b);
+        const r = if (filtered and v.long.pair_filter.len != 0 and !v.long.mayPair(a, b)) no_rank else v.pairRank(a, b);
         slot.* = (key << 24) | (if (r == no_rank) 0 else @as(u64, r) + 1);
         return r;
     }
@@ -1278,24 +1280,28 @@ fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{
     try s.dead.resize(s.gpa, 2 * (piece.len / 64 + 1));
     const memo_len = @min(@as(usize, 1) << 13, std.math.ceilPowerOfTwoAssert(usize, @max(piece.len, 4)));
     try s.memo.resize(s.gpa, memo_len);
-    if (s.cache) |c| return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, CachePairs{ .c = c, .v = v });
+    // The search asks the Bloom filter itself before every pair lookup.
+    if (s.cache) |c| return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, CachePairs(false){ .c = c, .v = v });
     return longpiece.encode(v, piece, out, s.dead.items, s.memo.items, longpiece.VocabPairs{ .v = v });
 }
 
-const CachePairs = struct {
-    c: *PieceCache,
-    v: *const Vocab,
-    pub inline fn rank(p: CachePairs, a: u32, b: u32) u32 {
-        return p.c.pairRank(p.v, a, b);
-    }
-};
+/// Pair ranks through the thread's pair cache; `filtered` as in `PieceCache.pairRank`.
+fn CachePairs(comptime filtered: bool) type {
+    return struct {
+        c: *PieceCache,
+        v: *const Vocab,
+        pub inline fn rank(p: @This(), a: u32, b: u32) u32 {
+            return p.c.pairRank(p.v, a, b, filtered);
+        }
+    };
+}
 
 fn mergeSmall(v: *const Vocab, piece: []const u8, out: []u32, cache: ?*PieceCache) usize {
     if (v.pair_slots.len == 0) return mergeSmallBytes(v, piece, out);
     var ids: [small_max]u32 = undefined;
     var ranks: [small_max]u32 = undefined;
     const n = if (cache) |c|
-        mergeParts(v, piece, &ids, &ranks, CachePairs{ .c = c, .v = v }, NoObserver{})
+        mergeParts(v, piece, &ids, &ranks, CachePairs(true){ .c = c, .v = v }, NoObserver{})
     else
         mergeParts(v, piece, &ids, &ranks, longpiece.VocabPairs{ .v = v }, NoObserver{});
     @memcpy(out[0..n], ids[0..n]);
