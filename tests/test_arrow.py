@@ -281,9 +281,9 @@ def _from_bytes(typ, rows, validity=None):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("typ", [pa.string(), pa.large_binary()])
 def test_code_point_split_between_rows(enc, ref, typ, threads):
-    """Rows whose bytes together are well-formed UTF-8 but that cut a code point between them.
-    Rows are checked in runs (one UTF-8 check over the bytes of many rows), so each row must
-    also be seen to start on a code point: the error names the first row and its offset."""
+    """Rows whose bytes together are well-formed UTF-8 but that cut a code point between them
+    (a check over the data buffer instead of each row would pass them): the error names the
+    first row and its offset."""
     euro, four = "€".encode(), "😀".encode()
     for ch in (euro, four):
         for cut in range(1, len(ch)):
@@ -301,8 +301,8 @@ def test_code_point_split_between_rows(enc, ref, typ, threads):
 
 
 def test_invalid_row_late_in_a_run(enc, ref):
-    """An ill-formed row after many good ones in one run, and rows of a failed run after it:
-    the first bad row is reported, and with errors='replace' every row is encoded."""
+    """An ill-formed row first, second, in the middle or last of 3000 good ones: that row and
+    its offset are reported, and with errors='replace' every row is encoded."""
     good = [("row %d: plain text, ünïcödé, 日本語" % i).encode() for i in range(3000)]
     for bad_at in (0, 1, 1500, 2999):
         rows = list(good)
