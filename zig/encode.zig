@@ -114,6 +114,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
     // One capacity check per segment (tokens <= bytes), then pieces write straight into the
     // buffer; in count mode every piece reuses the start of it.
     try reserve(sink, seg.len);
+    scratch.noteText(seg.len);
     const base = sink.buf.items.len;
     const dst: [*]u32 = sink.buf.items.ptr;
     const limit = base + seg.len;
@@ -469,7 +470,7 @@ const Ctx = struct {
     /// row_threads > 1: each row may use the pool itself (a split task, run outside the job).
     fn doTask(ctx: *Ctx, task: *Task, slot: *Slot, row_threads: usize) error{ OutOfMemory, TooLarge }!void {
         const count_only = ctx.opts.count_only != 0;
-        slot.scratch.bind(ctx.v);
+        slot.scratch.bindShared(ctx.v, ctx.slots.len);
         if (!count_only) {
             try task.tokens.ensureTotalCapacity(task.alloc, @max(task.bytes, 1));
             if (task.alloc.vtable == big_task_alloc.vtable) task.huge = adviseHuge(std.mem.sliceAsBytes(task.tokens.allocatedSlice()));

@@ -205,6 +205,41 @@
 //!     call each) thrashed: each short epoch of a first pass adds a quarter of new pieces, so
 //!     the table was rebuilt to 16K slots over and over and kept only ~10k of the corpus's
 //!     112k pieces. A corpus job is a first pass: not kept.
+//! - Session 8: the history effect, measured where it can be: this machine's noise is per
+//!   process (one config gave 141-236 MB/s on the 20k documents over six processes; not the
+//!   CPU it ran on, not huge pages), so /tmp-style A/B across processes cannot see 10-20%.
+//!   Two copies of one library in one process, only one given a history, timed interleaved
+//!   (the same code, so any gap is the tables' state): the 20k documents after the
+//!   benchmark's english, code, multilingual and dictionary columns ran at 0.84-0.90x of the
+//!   fresh copy (multilingual alone 0.90x, dictionary alone 0.92x, English or code alone
+//!   1.0x). After that history Short held 134k entries in 187k slots and Big 69k in 262k
+//!   slots (4.5 + 6.3 MB against 3.0 + 5.2 MB fresh); dropping both tables before the docs
+//!   gave 0.94-1.02x, dropping either one alone did not. In the full benchmark the same row
+//!   went 237 MB/s alone -> 149 after the other corpora (gigatoken 194 -> 188).
+//!   * So the tables age (`PieceCache.age`): a window of 64 bytes of text per entry the
+//!     tables hold (never shrinking, times the threads a job spreads over, and at least two
+//!     tasks), whose second half records which entries were found or stored (a bit per Short
+//!     slot, a header bit in Big's arena). At its end a table with a quarter of its entries
+//!     unused, or an eighth and a quarter more slots than its used ones need, keeps only
+//!     those: Short by a rehash into a table of their size (or, at the budget, where two
+//!     tables do not fit, by backward-shift removal in place), Big by sliding its live entries
+//!     to the front of its arena and rebuilding its slots. Same-process history A/B: 0.99-1.01x
+//!     of fresh (was 0.84-0.88x in the same runs). Benchmark subsets (english, code,
+//!     multilingual, dictionary, docs, lines; ratio to gigatoken in one process, two runs
+//!     each): cl100k docs 0.82 / 1.08 (before: 0.95 / 0.98; 0.78 / 0.67 in two noisier runs),
+//!     o200k docs 1.30-1.34 (1.10-1.33); dictionary 1.56-1.61 (1.17-1.47), multilingual
+//!     1.55-1.74 (1.28-1.50), lines o200k 1.67-1.73 (1.38-1.53). Two threads: code 2.15-2.22x
+//!     (1.67-1.70x), docs and lines unchanged. Steady state (one column over and over):
+//!     0.96-1.0x, within this machine's noise; first pass over the 33 MB stream unchanged.
+//!   * Tried first, not kept: marking on every lookup (the whole window): 0.96-0.98x steady;
+//!     a window of 16 lookups per entry of Short alone that shrank with the table: the 200k
+//!     lines (a column whose sections each have their own pieces) thrashed at 0.42x, each
+//!     smaller table a shorter window that missed more of the column; rebuilding only when
+//!     half the entries were unused: never fired after the benchmark's history (61-78% of
+//!     the entries were the docs' own, yet the table had grown 1.5x around the stale ones);
+//!     a window counted per thread without the job's thread count: two threads on the lines
+//!     dropped a fifth of their pieces every window (each thread meets a random half of the
+//!     tasks per call), 0.78x.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
@@ -663,7 +698,15 @@ pub const Scratch = struct {
     }
     /// Attach the calling thread's piece cache for vocabulary `v`. Call on the thread that encodes.
     pub fn bind(s: *Scratch, v: *const Vocab) void {
-        s.cache = threadCache(v);
+        s.cache = threadCache(v, 1);
+    }
+    /// `bind` for a task of a job spread over `sharers` threads.
+    pub fn bindShared(s: *Scratch, v: *const Vocab, sharers: usize) void {
+        s.cache = threadCache(v, sharers);
+    }
+    /// Counts `n` bytes of text toward the piece caches' aging window.
+    pub inline fn noteText(s: *Scratch, n: usize) void {
+        if (s.cache) |c| c.ticks += n;
     }
     pub fn deinit(s: *Scratch) void {
         s.prev.deinit(s.gpa);
@@ -686,7 +729,9 @@ const small_max = 96;
 ///   packed answer) with the pieces' bytes 9..16 in a side array read only for pieces that long.
 /// - `Big`: every other piece of up to `big_piece_max` bytes, in a growing table over an arena.
 /// - `pairs`: a direct-mapped cache of pair-table answers for the merges of pieces that miss.
-/// Both growing tables count their memory in the thread's `tl_held`, kept under `threadCap()`.
+/// Both growing tables count their memory in the thread's `tl_held`, kept under `threadCap()`,
+/// and age (`PieceCache.age`): once the text has moved on, they keep only the pieces it still
+/// uses, so a column does not pay for the tables of the text encoded before it.
 /// A short piece: its first 8 bytes (zero-padded) and its answer packed as len (5 bits) | n (2) |
 /// three 19-bit ids; bytes 9..16 of longer pieces live in `Short.k1s` at the same slot.
 const CacheEntry = extern struct {
@@ -706,6 +751,41 @@ const PieceCache = struct {
     pairs: [1 << pair_bits]u64,
     short: Short,
     big: Big,
+    /// Aging (see `age`): bytes of text encoded and tasks begun since the window began, and
+    /// the window's length in bytes (it never shrinks: a table rebuilt smaller must still be
+    /// judged over a whole pass of a column that is bigger than the new window would be).
+    ticks: usize,
+    tasks: usize,
+    window: usize,
+    /// The most threads a job that used this cache in the window spread its tasks over. Each
+    /// of them meets a random share of a column's rows per call, so it takes that many times
+    /// the text to meet every row: the window is this many times longer (else 2 threads
+    /// over 200k lines dropped a fifth of their pieces every window, and missed them again).
+    sharers: usize,
+    /// `tasks` when the window's marking half began.
+    mark_tasks: usize,
+
+    /// Entries of either table found or stored per byte of the window, at most: a column's
+    /// whole working set is met in a window of `window_per_entry` bytes per entry the tables
+    /// hold (the 20k documents: ~35 bytes of text per entry per pass, so about two passes).
+    const window_per_entry = 64;
+
+    /// Once a window has passed (at a task's start, so never inside one): if fewer than half
+    /// of a table's entries were found or stored in it, the text has moved on (another column,
+    /// another corpus): that table is rebuilt with only those. A table bigger than the working
+    /// set costs every lookup cache and TLB misses: the 20k documents after the benchmark's
+    /// four other corpora ran at 0.84-0.90x of a fresh table, 0.94-1.02x with both dropped.
+    /// A first pass never trips it (what it stores counts as found).
+    fn age(c: *PieceCache, sharers: usize) void {
+        c.short.age();
+        c.big.age();
+        c.short.marking = false;
+        c.big.marking = false;
+        c.ticks = 0;
+        c.tasks = 0;
+        c.sharers = @max(sharers, 1);
+        c.window = @max(c.window, window_per_entry * (c.short.count + c.big.count));
+    }
 
     /// `filtered`: a miss asks the long-piece Bloom filter before the pair table (callers that
     /// checked it already, the long-piece search, pass false).
@@ -726,6 +806,15 @@ const PieceCache = struct {
 };
 
 const huge_page = 2 << 20;
+
+/// Whether a table of `slots` slots with `count` entries, `live` of them used in the last aging
+/// window, is rebuilt with only those (into `fit` slots): when a quarter of it went unused, or
+/// an eighth did and the table is a quarter bigger than the used entries need (it grew while
+/// holding pieces of earlier text).
+fn agedOut(live: usize, count: usize, slots: usize, fit: usize) bool {
+    const stale = count - live;
+    return stale * 4 > count or (stale * 8 > count and slots * 4 > fit * 5);
+}
 
 /// Zeroed anonymous memory for a cache table; 2 MiB-aligned with MADV_HUGEPAGE when it is at
 /// least that big (random probes over many MB otherwise walk ~500 4K pages per 2 MB).
@@ -754,8 +843,9 @@ fn unmapTable(comptime T: type, t: []T) void {
 
 /// A thread's short pieces. Linear probing at load <= 3/4; grows by half while the thread's budget
 /// allows; after that it keeps what it holds until it has turned away as many pieces as it holds,
-/// then starts again, small (as `Big` does). No slot is ever emptied otherwise, so every probe
-/// chain stays intact.
+/// then starts again, small (as `Big` does). Aging rebuilds it with the entries used lately, or
+/// removes the others in place by backward shift (`dropUnused`), so every probe chain stays
+/// intact.
 const Short = struct {
     entries: []CacheEntry = &.{},
     k1s: []u64 = &.{},
@@ -763,9 +853,29 @@ const Short = struct {
     full: bool = false,
     /// Pieces turned away since the table last filled up.
     refused: usize = 0,
+    /// A bit per slot: the entry there was found or stored in the marking half of the current
+    /// aging window (`PieceCache.age`).
+    used: []u64 = &.{},
+    marking: bool = false,
 
     const initial = 1 << 14; // 256 KiB + 128 KiB
     const slot_bytes = @sizeOf(CacheEntry) + @sizeOf(u64);
+
+    inline fn words(n: usize) usize {
+        return (n + 63) / 64;
+    }
+
+    inline fn bytesFor(n: usize) usize {
+        return n * slot_bytes + words(n) * 8;
+    }
+
+    inline fn mark(t: *Short, i: usize) void {
+        t.used[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
+    }
+
+    inline fn isUsed(t: *const Short, i: usize) bool {
+        return t.used[i >> 6] >> @intCast(i & 63) & 1 != 0;
+    }
 
     /// Load <= 3/4, growth by 1.5 (any size: the home slot is the hash scaled to the table):
     /// fewer bytes per piece than powers of two at load 1/2, so more of a column's pieces stay
@@ -793,16 +903,20 @@ const Short = struct {
     }
 
     fn release(t: *Short) void {
-        tl_held -= t.entries.len * slot_bytes;
+        tl_held -= bytesFor(t.entries.len);
         unmapTable(CacheEntry, t.entries);
         unmapTable(u64, t.k1s);
+        unmapTable(u64, t.used);
         t.* = .{};
     }
 
     /// Empty, back at the initial size.
     fn reset(t: *Short) bool {
+        const m = t.marking;
+        defer t.marking = m;
         if (t.entries.len == initial) {
             @memset(t.entries, std.mem.zeroes(CacheEntry));
+            @memset(t.used, 0);
             t.count = 0;
             t.full = false;
             t.refused = 0;
@@ -813,28 +927,103 @@ const Short = struct {
     }
 
     fn resize(t: *Short, n: usize) bool {
+        return t.rehash(n, false);
+    }
+
+    /// Moves the entries into a new table of n slots, with their used bits; `only_used`: only
+    /// the used ones, and no bit set.
+    fn rehash(t: *Short, n: usize, only_used: bool) bool {
         // The old table stays alive while it is rehashed into the new one: count both.
-        if (tl_held + n * slot_bytes > threadCap() and t.entries.len > 0) return false;
+        if (tl_held + bytesFor(n) > threadCap() and t.entries.len > 0) return false;
         const ne = mapTable(CacheEntry, n) orelse return false;
         const nk = mapTable(u64, n) orelse {
             unmapTable(CacheEntry, ne);
             return false;
         };
-        tl_held += n * slot_bytes; // the old table's bytes come off below
-        for (t.entries, t.k1s) |e, k1s| {
+        const nu = mapTable(u64, words(n)) orelse {
+            unmapTable(CacheEntry, ne);
+            unmapTable(u64, nk);
+            return false;
+        };
+        tl_held += bytesFor(n); // the old table's bytes come off below
+        var kept: usize = 0;
+        for (t.entries, t.k1s, 0..) |e, k1s, j| {
             if (e.v == 0) continue;
+            const was_used = t.isUsed(j);
+            if (only_used and !was_used) continue;
             const k1 = if (e.v & 31 > 8) k1s else 0; // stale for short pieces (see moveHome)
             var i = home(shortHash(e.k0, k1, @intCast(e.v & 31)), n);
             while (ne[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
             ne[i] = e;
             nk[i] = k1;
+            if (was_used and !only_used) nu[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
+            kept += 1;
         }
-        tl_held -= t.entries.len * slot_bytes;
+        tl_held -= bytesFor(t.entries.len);
         unmapTable(CacheEntry, t.entries);
         unmapTable(u64, t.k1s);
+        unmapTable(u64, t.used);
         t.entries = ne;
         t.k1s = nk;
+        t.used = nu;
+        t.count = kept;
         return true;
+    }
+
+    /// The end of an aging window (`PieceCache.age`): fewer than half the entries used in it
+    /// leaves only those, in a table where they fill 2/3 (a fresh table's load after growth).
+    fn age(t: *Short) void {
+        if (t.entries.len == 0) return;
+        var live: usize = 0;
+        for (t.used) |w| live += @popCount(w);
+        const n = @max(initial, (live * 3 / 2 + 63) & ~@as(usize, 63));
+        if (t.entries.len > initial and agedOut(live, t.count, t.entries.len, n)) {
+            t.full = false;
+            t.refused = 0;
+            // At the budget there is no room for a second table: the unused entries are
+            // removed in place instead (the table keeps its size).
+            if (t.rehash(n, true)) return;
+            t.dropUnused();
+        }
+        @memset(t.used, 0);
+    }
+
+    /// Removes every entry whose used bit is clear, in place (backward-shift deletion: each
+    /// entry after a hole that may move back toward its home does, so probe chains stay whole).
+    fn dropUnused(t: *Short) void {
+        const n = t.entries.len;
+        var i: usize = 0;
+        while (i < n) {
+            if (t.entries[i].v != 0 and !t.isUsed(i)) {
+                t.removeAt(i); // an entry shifted into i is looked at next
+                t.count -= 1;
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    fn removeAt(t: *Short, i: usize) void {
+        const n = t.entries.len;
+        var hole = i;
+        var j = i;
+        while (true) {
+            j = if (j + 1 == n) 0 else j + 1;
+            const e = t.entries[j];
+            if (e.v == 0) break;
+            const k1 = if (e.v & 31 > 8) t.k1s[j] else 0;
+            const k = home(shortHash(e.k0, k1, @intCast(e.v & 31)), n);
+            // Movable into the hole iff the hole lies between its home and j.
+            if ((j + n - k) % n >= (j + n - hole) % n) {
+                t.entries[hole] = e;
+                t.k1s[hole] = t.k1s[j];
+                const bit = @as(u64, 1) << @intCast(hole & 63);
+                if (t.isUsed(j)) t.used[hole >> 6] |= bit else t.used[hole >> 6] &= ~bit;
+                hole = j;
+            }
+        }
+        t.entries[hole] = std.mem.zeroes(CacheEntry);
+        t.used[hole >> 6] &= ~(@as(u64, 1) << @intCast(hole & 63));
     }
 
     inline fn get(t: *Short, key: ShortKey, len: usize, out: []u32) ?usize {
@@ -849,6 +1038,7 @@ const Short = struct {
             if (e.k0 == key.k0 and e.v & 31 == len and k1p.* == key.k1) {
                 const v = e.v;
                 if (i != h0) t.moveHome(i, h0);
+                if (t.marking) t.mark(h0);
                 const c: usize = @intCast((v >> 5) & 3);
                 if (out.len >= 3) { // ids past c are 0; the caller keeps c of them
                     out[0] = @intCast((v >> 7) & id_mask);
@@ -878,6 +1068,12 @@ const Short = struct {
         const ke = if (e.v & 31 > 8) t.k1s[i] else 0;
         if (o.v & 31 > 8) t.k1s[i] = t.k1s[h];
         if (e.v & 31 > 8) t.k1s[h] = ke;
+        // The other entry takes its used bit along (the caller marks h). Outside the marking
+        // half of a window every bit is clear.
+        if (t.marking) {
+            const bit = @as(u64, 1) << @intCast(i & 63);
+            if (t.isUsed(h)) t.used[i >> 6] |= bit else t.used[i >> 6] &= ~bit;
+        }
     }
 
     /// `toks` must `fit`.
@@ -898,6 +1094,7 @@ const Short = struct {
                 t.count += 1;
                 t.entries[i] = .{ .k0 = key.k0, .v = pack(len, toks) };
                 t.k1s[i] = key.k1;
+                if (t.marking) t.mark(i);
                 return;
             }
             t.refused += 1;
@@ -909,6 +1106,7 @@ const Short = struct {
         t.count += 1;
         t.entries[i] = .{ .k0 = key.k0, .v = pack(len, toks) };
         t.k1s[i] = key.k1;
+        if (t.marking) t.mark(i);
     }
 };
 
@@ -942,7 +1140,7 @@ fn cacheKeyReady() bool {
     }
 }
 
-fn threadCache(v: *const Vocab) ?*PieceCache {
+fn threadCache(v: *const Vocab, sharers: usize) ?*PieceCache {
     var c = tl_cache;
     if (c == null) {
         if (tl_cache_failed or !cacheKeyReady()) return null;
@@ -966,7 +1164,24 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
         pc.big.release(); // another vocabulary: its tables start small again
         if (!pc.short.reset()) return null;
         pc.serial = v.serial;
+        pc.ticks = 0;
+        pc.tasks = 0;
+        pc.window = PieceCache.window_per_entry * Short.initial;
+        pc.sharers = 1;
+        pc.short.marking = false;
+        pc.big.marking = false;
     }
+    pc.tasks += 1;
+    pc.sharers = @max(pc.sharers, sharers);
+    const w = pc.window * pc.sharers;
+    if (!pc.short.marking) {
+        // Lookups record use only in a window's second half (the marks cost ~3% of a lookup).
+        if (pc.ticks * 2 >= w) {
+            pc.short.marking = true;
+            pc.big.marking = true;
+            pc.mark_tasks = pc.tasks;
+        }
+    } else if (pc.ticks >= w and pc.tasks - pc.mark_tasks >= 2) pc.age(sharers);
     return pc;
 }
 
@@ -1093,10 +1308,21 @@ const Big = struct {
     count: usize = 0,
     /// Pieces turned away since the table last filled up.
     refused: usize = 0,
+    /// Entries found or stored in the marking half of the current aging window (their headers
+    /// carry `live_bit`).
+    live: usize = 0,
+    marking: bool = false,
 
     const min_slots = 1 << 12;
     const min_words = 1 << 15;
     const off_mask: u64 = (1 << 40) - 1;
+    /// In an entry's header (len: 16 bits, n_tokens: bits 16..30; both at most 512).
+    const live_bit: u32 = 1 << 31;
+
+    inline fn entryWords(hdr: u32) usize {
+        const len: usize = hdr & 0xFFFF;
+        return 1 + (len + 3) / 4 + ((hdr >> 16) & 0x7FFF);
+    }
 
     fn bytesHeld(b: *const Big) usize {
         return b.slots.len * 8 + b.arena.len * 4;
@@ -1106,7 +1332,9 @@ const Big = struct {
         tl_held -= b.bytesHeld();
         std.heap.c_allocator.free(b.slots);
         std.heap.c_allocator.free(b.arena);
+        const m = b.marking;
         b.* = .{};
+        b.marking = m;
     }
 
     fn clear(b: *Big) void {
@@ -1114,6 +1342,78 @@ const Big = struct {
         b.used = 0;
         b.count = 0;
         b.refused = 0;
+        b.live = 0;
+    }
+
+    /// The end of an aging window (`PieceCache.age`): fewer than half the entries used in it
+    /// leaves only those, in an arena and a slot table sized for them; else the live bits are
+    /// cleared for the next window.
+    fn age(b: *Big) void {
+        if (b.slots.len == 0) return;
+        const fit = @max(min_slots, std.math.ceilPowerOfTwo(usize, b.live * 2 + 1) catch b.slots.len);
+        if (b.slots.len > min_slots and agedOut(b.live, b.count, b.slots.len, fit)) return b.compact();
+        var o: usize = 0;
+        while (o < b.used) {
+            b.arena[o] &= ~live_bit;
+            o += entryWords(b.arena[o]);
+        }
+        b.live = 0;
+    }
+
+    /// Keeps only the live entries (their live bits cleared), in place: they slide to the
+    /// front of the arena, which then shrinks, and the slot table is rebuilt at the size they
+    /// need. No second copy of the table, so it works at the budget too.
+    fn compact(b: *Big) void {
+        const gpa = std.heap.c_allocator;
+        var w_at: usize = 0;
+        var kept: usize = 0;
+        var o: usize = 0;
+        while (o < b.used) {
+            const hdr = b.arena[o];
+            const w = entryWords(hdr);
+            if (hdr & live_bit != 0) {
+                if (w_at != o) std.mem.copyForwards(u32, b.arena[w_at .. w_at + w], b.arena[o .. o + w]);
+                b.arena[w_at] = hdr & ~live_bit;
+                w_at += w;
+                kept += 1;
+            }
+            o += w;
+        }
+        b.used = w_at;
+        b.count = kept;
+        b.live = 0;
+        b.refused = 0;
+        const n_slots = @max(min_slots, std.math.ceilPowerOfTwo(usize, kept * 2 + 1) catch b.slots.len);
+        if (n_slots < b.slots.len) {
+            if (gpa.alloc(u64, n_slots)) |ns| {
+                tl_held -= (b.slots.len - n_slots) * 8;
+                gpa.free(b.slots);
+                b.slots = ns;
+            } else |_| {}
+        }
+        const keep_words = @max(min_words, w_at + w_at / 2);
+        if (b.arena.len > 2 * keep_words) {
+            if (gpa.realloc(b.arena, keep_words)) |na| {
+                tl_held -= (b.arena.len - keep_words) * 4;
+                b.arena = na;
+            } else |_| {}
+        }
+        @memset(b.slots, 0);
+        const mask = b.slots.len - 1;
+        o = 0;
+        while (o < w_at) {
+            const hdr = b.arena[o];
+            const len: usize = hdr & 0xFFFF;
+            const piece = b.entryBytes(o, len);
+            const h = if (len <= 16) blk: {
+                const kk = paddedKey(piece);
+                break :blk shortHash(kk[0], kk[1], len);
+            } else longHash(piece);
+            var i: usize = @as(usize, @truncate(h)) & mask;
+            while (b.slots[i] != 0) i = (i + 1) & mask;
+            b.slots[i] = (tagOf(h) << 40) | @as(u64, o + 1);
+            o += entryWords(hdr);
+        }
     }
 
     inline fn tagOf(h: u64) u64 {
@@ -1126,7 +1426,7 @@ const Big = struct {
 
     fn copyOut(b: *const Big, o: usize, hdr: u32, out: []u32) usize {
         const len: usize = hdr & 0xFFFF;
-        const n: usize = hdr >> 16;
+        const n: usize = (hdr >> 16) & 0x7FFF;
         const t = o + 1 + (len + 3) / 4;
         @memcpy(out[0..n], b.arena[t .. t + n]);
         return n;
@@ -1134,7 +1434,7 @@ const Big = struct {
 
     /// The entry whose piece has `len` bytes, hash `h` and satisfies `same(o)` (o = its arena
     /// offset), copied to `out`; null if none.
-    inline fn find(b: *const Big, h: u64, len: usize, same: anytype, out: []u32) ?usize {
+    inline fn find(b: *Big, h: u64, len: usize, same: anytype, out: []u32) ?usize {
         if (b.slots.len == 0) return null;
         const mask = b.slots.len - 1;
         const tag = tagOf(h);
@@ -1145,12 +1445,18 @@ const Big = struct {
             if (s >> 40 != tag) continue;
             const o: usize = @intCast((s & off_mask) - 1);
             const hdr = b.arena[o];
-            if (hdr & 0xFFFF == len and same.eq(b, o)) return b.copyOut(o, hdr, out);
+            if (hdr & 0xFFFF == len and same.eq(b, o)) {
+                if (b.marking and hdr & live_bit == 0) {
+                    b.arena[o] = hdr | live_bit;
+                    b.live += 1;
+                }
+                return b.copyOut(o, hdr, out);
+            }
         }
     }
 
     /// Lookup of a piece of 2..16 bytes by its zero-padded key.
-    inline fn getShort(b: *const Big, h: u64, k0: u64, k1: u64, len: usize, out: []u32) ?usize {
+    inline fn getShort(b: *Big, h: u64, k0: u64, k1: u64, len: usize, out: []u32) ?usize {
         const Same = struct {
             k0: u64,
             k1: u64,
@@ -1166,7 +1472,7 @@ const Big = struct {
         return b.find(h, len, Same{ .k0 = k0, .k1 = k1, .len = len }, out);
     }
 
-    fn getLong(b: *const Big, h: u64, piece: []const u8, out: []u32) ?usize {
+    fn getLong(b: *Big, h: u64, piece: []const u8, out: []u32) ?usize {
         const Same = struct {
             piece: []const u8,
             inline fn eq(c: @This(), bb: *const Big, o: usize) bool {
@@ -1228,7 +1534,8 @@ const Big = struct {
             }
         }
         const o = b.used;
-        b.arena[o] = @intCast(piece.len | (toks.len << 16));
+        b.arena[o] = @as(u32, @intCast(piece.len | (toks.len << 16))) | (if (b.marking) live_bit else 0);
+        if (b.marking) b.live += 1;
         const pw = (piece.len + 3) / 4;
         b.arena[o + pw] = 0; // zero padding of the last word
         @memcpy(std.mem.sliceAsBytes(b.arena[o + 1 ..])[0..piece.len], piece);
@@ -1695,4 +2002,179 @@ test "Short: lookups move pieces to their home slots and every piece stays found
         try std.testing.expectEqual(@as(u32, @intCast(i)), out[0]);
     }
     try std.testing.expectEqual(n, t.count);
+}
+
+test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used in the window" {
+    // Pieces of 2..16 bytes at the highest load; a new window (bits cleared), then a random
+    // ~60% of them marked used. Ending the window by a rebuild into a smaller table, and by
+    // backward-shift removal in place (what it does at the budget), must both leave exactly
+    // the marked pieces, each with its own ids: a removal that broke a probe chain loses
+    // one, a wrong shift condition finds a removed one or none.
+    inline for (.{ false, true }) |in_place| {
+        var t: Short = .{};
+        defer t.release();
+        try std.testing.expect(t.resize(Short.initial * 2));
+        var rng = std.Random.DefaultPrng.init(7);
+        const r = rng.random();
+        const n = Short.initial * 2 * 3 / 4;
+        const keys = try std.testing.allocator.alloc([16]u8, n);
+        defer std.testing.allocator.free(keys);
+        const lens = try std.testing.allocator.alloc(u8, n);
+        defer std.testing.allocator.free(lens);
+        const hit = try std.testing.allocator.alloc(bool, n);
+        defer std.testing.allocator.free(hit);
+        for (keys, lens, 0..) |*k, *l, i| {
+            l.* = @intCast(2 + i % 15);
+            r.bytes(k);
+            std.mem.writeInt(u32, k[0..4], @intCast(i), .little); // distinct
+            t.put(shortKey(k[0..l.*]), l.*, &.{ @intCast(i), @intCast(i % 5), @intCast(n - i) });
+        }
+        try std.testing.expectEqual(n, t.count);
+        @memset(t.used, 0);
+        var out: [3]u32 = undefined;
+        var kept: usize = 0;
+        for (keys, lens, hit) |k, l, *h| {
+            h.* = r.float(f64) < 0.6;
+            if (!h.*) continue;
+            kept += 1;
+            // Marked where it sits (a lookup would move it home, and pieces at home never
+            // need to shift back).
+            const key = shortKey(k[0..l]);
+            var i = Short.home(key.h, t.entries.len);
+            while (t.entries[i].k0 != key.k0 or t.entries[i].v & 31 != l or (l > 8 and t.k1s[i] != key.k1)) i = (i + 1) % t.entries.len;
+            t.mark(i);
+        }
+        const slots_before = t.entries.len;
+        if (in_place) t.dropUnused() else t.age();
+        try std.testing.expectEqual(kept, t.count);
+        if (in_place) try std.testing.expectEqual(slots_before, t.entries.len) else try std.testing.expect(t.entries.len < slots_before);
+        for (keys, lens, hit, 0..) |k, l, h, i| {
+            const got = t.get(shortKey(k[0..l]), l, &out);
+            if (h) {
+                try std.testing.expectEqual(@as(?usize, 3), got);
+                try std.testing.expectEqual([3]u32{ @intCast(i), @intCast(i % 5), @intCast(n - i) }, out);
+            } else try std.testing.expectEqual(@as(?usize, null), got);
+        }
+    }
+}
+
+test "Big aging: compaction in place keeps the live pieces and their ids" {
+    var b: Big = .{ .marking = true }; // the marking half of a window throughout
+    defer b.release();
+    var rng = std.Random.DefaultPrng.init(11);
+    const r = rng.random();
+    const n = 6000;
+    var bufs: [n][120]u8 = undefined;
+    var lens: [n]usize = undefined;
+    var hit: [n]bool = undefined;
+    var toks: [8]u32 = undefined;
+    var out: [120]u32 = undefined;
+    for (&bufs, &lens, 0..) |*p, *l, i| {
+        l.* = if (i % 3 == 0) 2 + i % 15 else 17 + r.uintLessThan(usize, 100);
+        r.bytes(p);
+        std.mem.writeInt(u32, p[0..4], @intCast(i), .little);
+        for (&toks, 0..) |*x, j| x.* = @intCast(i * 8 + j);
+        const piece = p[0..l.*];
+        const h = if (l.* <= 16) shortKey(piece).h else longHash(piece);
+        b.put(h, piece, toks[0 .. 4 + i % 5]);
+    }
+    try std.testing.expectEqual(@as(usize, n), b.count);
+    b.age(); // every piece was stored in this window: nothing goes, the bits are cleared
+    try std.testing.expectEqual(@as(usize, n), b.count);
+    try std.testing.expectEqual(@as(usize, 0), b.live);
+    const slots_before = b.slots.len;
+    for (&bufs, lens, &hit) |*p, l, *h| {
+        h.* = r.float(f64) < 0.6;
+        if (!h.*) continue;
+        const piece = p[0..l];
+        const got = if (l <= 16) blk: {
+            const k = shortKey(piece);
+            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
+        } else b.getLong(longHash(piece), piece, &out);
+        try std.testing.expect(got != null);
+    }
+    b.age();
+    try std.testing.expect(b.slots.len < slots_before);
+    for (&bufs, lens, hit, 0..) |*p, l, h, i| {
+        const piece = p[0..l];
+        const got = if (l <= 16) blk: {
+            const k = shortKey(piece);
+            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
+        } else b.getLong(longHash(piece), piece, &out);
+        if (h) {
+            try std.testing.expectEqual(@as(?usize, 4 + i % 5), got);
+            for (out[0..got.?], 0..) |x, j| try std.testing.expectEqual(@as(u32, @intCast(i * 8 + j)), x);
+        } else try std.testing.expectEqual(@as(?usize, null), got);
+    }
+    // The next window starts clean: pieces kept by the compaction but not used again (odd i;
+    // the loop above looked up every kept one, so first a window that ends unchanged) go too.
+    b.age();
+    for (&bufs, lens, hit, 0..) |*p, l, h, i| {
+        if (!h or i % 2 == 1) continue;
+        const piece = p[0..l];
+        _ = if (l <= 16) blk: {
+            const k = shortKey(piece);
+            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
+        } else b.getLong(longHash(piece), piece, &out);
+    }
+    b.age();
+    for (&bufs, lens, hit, 0..) |*p, l, h, i| {
+        const piece = p[0..l];
+        const got = if (l <= 16) blk: {
+            const k = shortKey(piece);
+            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
+        } else b.getLong(longHash(piece), piece, &out);
+        try std.testing.expectEqual(h and i % 2 == 0, got != null);
+    }
+}
+
+test "piece caches age: once the text moves on, the tables keep only the new text's pieces" {
+    // A thread encodes set A (3-byte pieces, which Short holds, and 17..40-byte ones, which Big
+    // holds; enough of both that each table grows past its first size) for a few tasks, then
+    // only set B. Within a few windows every A piece must be gone from both tables, every B
+    // piece must be there, and every answer must equal an uncached merge all along.
+    const gpa = std.testing.allocator;
+    const v = try testVocab(gpa);
+    defer v.deinit();
+    var scratch = Scratch.init(gpa);
+    defer scratch.deinit();
+    var prng = std.Random.DefaultPrng.init(5);
+    const r = prng.random();
+    const n = 24000;
+    const Set = struct { bytes: [n][40]u8, lens: [n]usize };
+    const sets = try gpa.alloc(Set, 2);
+    defer gpa.free(sets);
+    for (sets, 0..) |*set, s| for (&set.bytes, &set.lens, 0..) |*p, *l, i| {
+        l.* = if (i % 10 < 7) 3 else 17 + r.uintLessThan(usize, 24);
+        for (p[0..l.*]) |*c| c.* = "abcdefgh"[r.uintLessThan(usize, 8)];
+        p[0] = "xy"[s]; // A and B never share a piece
+        std.mem.writeInt(u16, p[1..3], @intCast(i), .little); // distinct
+    };
+    var got: [40]u32 = undefined;
+    var want: [40]u32 = undefined;
+    const Pass = struct {
+        fn run(vv: *const Vocab, sc: *Scratch, set: *const Set, g: *[40]u32, w: *[40]u32) !void {
+            sc.bind(vv); // one task
+            for (&set.bytes, set.lens) |*p, l| {
+                const k = try encodePiece(vv, p[0..l], g, sc);
+                const m = try encodePieceUncached(vv, p[0..l], w, sc);
+                try std.testing.expectEqualSlices(u32, w[0..m], g[0..k]);
+                sc.noteText(l * 20); // as if each piece came with a row of text
+            }
+        }
+    };
+    for (0..4) |_| try Pass.run(v, &scratch, &sets[0], &got, &want);
+    const c = scratch.cache.?;
+    try std.testing.expectEqual(@as(usize, n), c.short.count + c.big.count);
+    try std.testing.expect(c.short.entries.len > Short.initial and c.big.slots.len > Big.min_slots);
+    for (0..30) |_| try Pass.run(v, &scratch, &sets[1], &got, &want);
+    try std.testing.expectEqual(@as(usize, n), c.short.count + c.big.count);
+    for (sets, 0..) |*set, s| for (&set.bytes, set.lens) |*p, l| {
+        const piece = p[0..l];
+        const held = if (l <= 16) blk: {
+            const k = shortKey(piece);
+            break :blk c.short.get(k, l, &got) != null or c.big.getShort(k.h, k.k0, k.k1, l, &got) != null;
+        } else c.big.getLong(longHash(piece), piece, &got) != null;
+        try std.testing.expectEqual(s == 1, held);
+    };
 }
