@@ -764,21 +764,42 @@ const PieceCache = struct {
     sharers: usize,
     /// `tasks` when the window's marking half began.
     mark_tasks: usize,
+    /// Windows are `scale` times longer on this thread since drops turned out wrong (see
+    /// `age`); and the entry counts before and after the last drop (drop_from = 0: none).
+    scale: usize,
+    drop_from: usize,
+    drop_to: usize,
 
-    /// Entries of either table found or stored per byte of the window, at most: a column's
-    /// whole working set is met in a window of `window_per_entry` bytes per entry the tables
-    /// hold (the 20k documents: ~35 bytes of text per entry per pass, so about two passes).
-    const window_per_entry = 64;
+    /// A window is this many bytes of text per entry the tables hold: a column's working set
+    /// recurs within it (the 20k documents: ~35 bytes of text per entry per pass; the English
+    /// books: ~57), so its marking half sees every piece of a repeated workload.
+    const window_per_entry = 128;
 
-    /// Once a window has passed (at a task's start, so never inside one): if fewer than half
-    /// of a table's entries were found or stored in it, the text has moved on (another column,
-    /// another corpus): that table is rebuilt with only those. A table bigger than the working
+    /// Once a window has passed (at a task's start, so never inside one): a table whose
+    /// entries went largely unused in its marking half keeps only the used ones (`agedOut`):
+    /// the text has moved on (another column, another corpus). A table bigger than the working
     /// set costs every lookup cache and TLB misses: the 20k documents after the benchmark's
     /// four other corpora ran at 0.84-0.90x of a fresh table, 0.94-1.02x with both dropped.
-    /// A first pass never trips it (what it stores counts as found).
+    /// A first pass never trips it (what it stores counts as used). If half of what the last
+    /// drop removed has come back since, the window was shorter than the text's recurrence
+    /// (books encoded one call each at 64 bytes per entry ran at 0.24x): nothing is dropped
+    /// and this thread's windows double.
     fn age(c: *PieceCache, sharers: usize) void {
-        c.short.age();
-        c.big.age();
+        const before = c.short.count + c.big.count;
+        if (c.drop_from != 0 and before > c.drop_to and (before - c.drop_to) * 2 >= c.drop_from - c.drop_to) {
+            c.scale = @min(c.scale * 2, 1024);
+            c.drop_from = 0;
+            c.short.clearUsed();
+            c.big.clearLive();
+        } else {
+            c.short.age();
+            c.big.age();
+            const after = c.short.count + c.big.count;
+            if (after < before) {
+                c.drop_from = before;
+                c.drop_to = after;
+            } else c.drop_from = 0;
+        }
         c.short.marking = false;
         c.big.marking = false;
         c.ticks = 0;
@@ -985,6 +1006,10 @@ const Short = struct {
             if (t.rehash(n, true)) return;
             t.dropUnused();
         }
+        t.clearUsed();
+    }
+
+    fn clearUsed(t: *Short) void {
         @memset(t.used, 0);
     }
 
@@ -1168,12 +1193,14 @@ fn threadCache(v: *const Vocab, sharers: usize) ?*PieceCache {
         pc.tasks = 0;
         pc.window = PieceCache.window_per_entry * Short.initial;
         pc.sharers = 1;
+        pc.scale = 1;
+        pc.drop_from = 0;
         pc.short.marking = false;
         pc.big.marking = false;
     }
     pc.tasks += 1;
     pc.sharers = @max(pc.sharers, sharers);
-    const w = pc.window * pc.sharers;
+    const w = pc.window * pc.sharers * pc.scale;
     if (!pc.short.marking) {
         // Lookups record use only in a window's second half (the marks cost ~3% of a lookup).
         if (pc.ticks * 2 >= w) {
@@ -1352,6 +1379,10 @@ const Big = struct {
         if (b.slots.len == 0) return;
         const fit = @max(min_slots, std.math.ceilPowerOfTwo(usize, b.live * 2 + 1) catch b.slots.len);
         if (b.slots.len > min_slots and agedOut(b.live, b.count, b.slots.len, fit)) return b.compact();
+        b.clearLive();
+    }
+
+    fn clearLive(b: *Big) void {
         var o: usize = 0;
         while (o < b.used) {
             b.arena[o] &= ~live_bit;
