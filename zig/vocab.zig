@@ -1296,7 +1296,12 @@ inline fn longHash(piece: []const u8) u64 {
 
 pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
-    if (piece.len > big_piece_max) return encodePieceUncached(v, piece, out, scratch);
+    if (piece.len > big_piece_max) {
+        // Text that no table holds does not count toward the aging window (1 MB of one
+        // letter between two columns would otherwise end a window that met neither).
+        cache.ticks -|= piece.len;
+        return encodePieceUncached(v, piece, out, scratch);
+    }
     const h = longHash(piece);
     if (cache.big.getLong(h, piece, out)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
