@@ -216,21 +216,21 @@
 //!   slots (4.5 + 6.3 MB against 3.0 + 5.2 MB fresh); dropping both tables before the docs
 //!   gave 0.94-1.02x, dropping either one alone did not. In the full benchmark the same row
 //!   went 237 MB/s alone -> 149 after the other corpora (gigatoken 194 -> 188).
-//!   * So the tables age (`PieceCache.age`): a window of 64 bytes of text per entry the
-//!     tables hold (never shrinking, times the threads a job spreads over, and at least two
-//!     tasks), whose second half records which entries were found or stored (a bit per Short
-//!     slot, a header bit in Big's arena). At its end a table with a quarter of its entries
-//!     unused, or an eighth and a quarter more slots than its used ones need, keeps only
-//!     those: Short by a rehash into a table of their size (or, at the budget, where two
-//!     tables do not fit, by backward-shift removal in place), Big by sliding its live entries
-//!     to the front of its arena and rebuilding its slots. Same-process history A/B: 0.99-1.01x
-//!     of fresh (was 0.84-0.88x in the same runs). Benchmark subsets (english, code,
-//!     multilingual, dictionary, docs, lines; ratio to gigatoken in one process, two runs
-//!     each): cl100k docs 0.82 / 1.08 (before: 0.95 / 0.98; 0.78 / 0.67 in two noisier runs),
-//!     o200k docs 1.30-1.34 (1.10-1.33); dictionary 1.56-1.61 (1.17-1.47), multilingual
-//!     1.55-1.74 (1.28-1.50), lines o200k 1.67-1.73 (1.38-1.53). Two threads: code 2.15-2.22x
-//!     (1.67-1.70x), docs and lines unchanged. Steady state (one column over and over):
-//!     0.96-1.0x, within this machine's noise; first pass over the 33 MB stream unchanged.
+//!   * So the tables age (`PieceCache.age`): a window of 128 bytes of text per entry the
+//!     tables hold (never shrinking; times the threads a job spreads its tasks over; at least
+//!     two tasks in its second half; text in pieces no table holds does not count), whose
+//!     second half records which entries were found or stored (a bit per Short slot, a
+//!     header bit in Big's arena). At its end a table with a quarter of its entries unused,
+//!     or an eighth and a quarter more slots than its used ones need, keeps only those:
+//!     Short by a rehash into a table of their size (or, at the budget, where two tables do
+//!     not fit, by backward-shift removal in place), Big by sliding its live entries to the
+//!     front of its arena and rebuilding its slots. If half of what a drop removed is back by
+//!     the next window, nothing is dropped and that thread's windows double. Same-process
+//!     history A/B: 0.99-1.02x of fresh (0.84-0.88x before, in the same runs). Full benchmark
+//!     (`bench/results/bench-20261129-155728.md`): one thread ÷ gigatoken on the 20k documents 1.26 / 1.42x
+//!     (0.85 / 0.97x in the last run before), every other column row up too; doc mode
+//!     multilingual 207 -> 321 MB/s. Steady state (one column over and over) 0.96-1.0x,
+//!     within this machine's noise; the 33 MB first-pass stream unchanged.
 //!   * Tried first, not kept: marking on every lookup (the whole window): 0.96-0.98x steady;
 //!     a window of 16 lookups per entry of Short alone that shrank with the table: the 200k
 //!     lines (a column whose sections each have their own pieces) thrashed at 0.42x, each
@@ -239,7 +239,11 @@
 //!     the entries were the docs' own, yet the table had grown 1.5x around the stale ones);
 //!     a window counted per thread without the job's thread count: two threads on the lines
 //!     dropped a fifth of their pieces every window (each thread meets a random half of the
-//!     tasks per call), 0.78x.
+//!     tasks per call), 0.78x; 64 bytes per entry: the English books one call per book
+//!     (57 bytes of text per entry per pass) dropped the other books' pieces every window,
+//!     doc mode 0.24x; counting every byte: the pathological inputs (1 MB of one letter,
+//!     spaces, ...) ended windows that met no English piece, 1 MB of English 11 ms instead
+//!     of 2.7.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
