@@ -230,7 +230,9 @@
 //!     (`bench/results/bench-20261129-155728.md`): one thread ÷ gigatoken on the 20k documents 1.26 / 1.42x
 //!     (0.85 / 0.97x in the last run before), every other column row up too; doc mode
 //!     multilingual 207 -> 321 MB/s. Steady state (one column over and over) 0.96-1.0x,
-//!     within this machine's noise; the 33 MB first-pass stream unchanged.
+//!     within this machine's noise. The 33 MB first-pass stream (bench_cold, alternated): cl100k
+//!     74-79 vs 65-66 MB/s, o200k 60 vs 67-68 (a shuffled stream at the budget drops pieces
+//!     that come back later; open: age only once the tables near their budget?).
 //!   * Tried first, not kept: marking on every lookup (the whole window): 0.96-0.98x steady;
 //!     a window of 16 lookups per entry of Short alone that shrank with the table: the 200k
 //!     lines (a column whose sections each have their own pieces) thrashed at 0.42x, each
