@@ -227,9 +227,9 @@
 //!     front of its arena and rebuilding its slots. If half of what a drop removed is back by
 //!     the next window, nothing is dropped and that thread's windows double. Same-process
 //!     history A/B: 0.99-1.02x of fresh (0.84-0.88x before, in the same runs). Full benchmark
-//!     (`bench/results/bench-20261129-155728.md`): one thread ÷ gigatoken on the 20k documents 1.26 / 1.42x
+//!     (`bench/results/bench-20261129-155728.md`): one thread ÷ gigatoken on the 20k documents 1.05 / 1.40x
 //!     (0.85 / 0.97x in the last run before), every other column row up too; doc mode
-//!     multilingual 207 -> 321 MB/s. Steady state (one column over and over) 0.96-1.0x,
+//!     multilingual cl100k 207 -> 306 MB/s. Steady state (one column over and over) 0.96-1.0x,
 //!     within this machine's noise. The 33 MB first-pass stream (bench_cold, alternated): cl100k
 //!     74-79 vs 65-66 MB/s, o200k 60 vs 67-68 (a shuffled stream at the budget drops pieces
 //!     that come back later; open: age only once the tables near their budget?).
