@@ -231,8 +231,8 @@
 //!     (0.85 / 0.97x in the last run before), every other column row up too; doc mode
 //!     multilingual cl100k 207 -> 306 MB/s. Steady state (one column over and over) 0.96-1.0x,
 //!     within this machine's noise. The 33 MB first-pass stream (bench_cold, alternated): cl100k
-//!     74-79 vs 65-66 MB/s, o200k 60 vs 67-68 (a shuffled stream at the budget drops pieces
-//!     that come back later; open: age only once the tables near their budget?).
+//!     74-79 vs 65-66 MB/s; o200k 60 vs 67-68 in two pairs, 63.5-67.5 vs 61.7-72.0 in three
+//!     more (noise).
 //!   * Tried first, not kept: marking on every lookup (the whole window): 0.96-0.98x steady;
 //!     a window of 16 lookups per entry of Short alone that shrank with the table: the 200k
 //!     lines (a column whose sections each have their own pieces) thrashed at 0.42x, each
