@@ -904,6 +904,11 @@ const Short = struct {
         return t.used[i >> 6] >> @intCast(i & 63) & 1 != 0;
     }
 
+    inline fn setUsed(t: *Short, i: usize, on: bool) void {
+        const bit = @as(u64, 1) << @intCast(i & 63);
+        if (on) t.used[i >> 6] |= bit else t.used[i >> 6] &= ~bit;
+    }
+
     /// Load <= 3/4, growth by 1.5 (any size: the home slot is the hash scaled to the table):
     /// fewer bytes per piece than powers of two at load 1/2, so more of a column's pieces stay
     /// in L2, and a table grows under the thread's budget (which counts the old and the new
@@ -997,8 +1002,8 @@ const Short = struct {
         return true;
     }
 
-    /// The end of an aging window (`PieceCache.age`): fewer than half the entries used in it
-    /// leaves only those, in a table where they fill 2/3 (a fresh table's load after growth).
+    /// The end of an aging window (`PieceCache.age`): if `agedOut`, only the entries used in
+    /// it stay, in a table where they fill 2/3 (a fresh table's load after growth).
     fn age(t: *Short) void {
         if (t.entries.len == 0) return;
         var live: usize = 0;
@@ -1048,13 +1053,12 @@ const Short = struct {
             if ((j + n - k) % n >= (j + n - hole) % n) {
                 t.entries[hole] = e;
                 t.k1s[hole] = t.k1s[j];
-                const bit = @as(u64, 1) << @intCast(hole & 63);
-                if (t.isUsed(j)) t.used[hole >> 6] |= bit else t.used[hole >> 6] &= ~bit;
+                t.setUsed(hole, t.isUsed(j));
                 hole = j;
             }
         }
         t.entries[hole] = std.mem.zeroes(CacheEntry);
-        t.used[hole >> 6] &= ~(@as(u64, 1) << @intCast(hole & 63));
+        t.setUsed(hole, false);
     }
 
     inline fn get(t: *Short, key: ShortKey, len: usize, out: []u32) ?usize {
@@ -1101,10 +1105,7 @@ const Short = struct {
         if (e.v & 31 > 8) t.k1s[h] = ke;
         // The other entry takes its used bit along (the caller marks h). Outside the marking
         // half of a window every bit is clear.
-        if (t.marking) {
-            const bit = @as(u64, 1) << @intCast(i & 63);
-            if (t.isUsed(h)) t.used[i >> 6] |= bit else t.used[i >> 6] &= ~bit;
-        }
+        if (t.marking) t.setUsed(i, t.isUsed(h));
     }
 
     /// `toks` must `fit`.
@@ -1300,6 +1301,11 @@ inline fn longHash(piece: []const u8) u64 {
     return std.hash.Wyhash.hash(0x5EED, piece);
 }
 
+/// The hash a piece is filed under in `Big`: `shortKey`'s for 2..16 bytes, else `longHash`.
+fn pieceHash(piece: []const u8) u64 {
+    return if (piece.len <= 16) shortKey(piece).h else longHash(piece);
+}
+
 pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
     if (piece.len > big_piece_max) {
@@ -1383,9 +1389,9 @@ const Big = struct {
         b.live = 0;
     }
 
-    /// The end of an aging window (`PieceCache.age`): fewer than half the entries used in it
-    /// leaves only those, in an arena and a slot table sized for them; else the live bits are
-    /// cleared for the next window.
+    /// The end of an aging window (`PieceCache.age`): if `agedOut`, only the entries used in
+    /// it stay, in an arena and a slot table sized for them; else the live bits are cleared
+    /// for the next window.
     fn age(b: *Big) void {
         if (b.slots.len == 0) return;
         const fit = @max(min_slots, std.math.ceilPowerOfTwo(usize, b.live * 2 + 1) catch b.slots.len);
@@ -1447,10 +1453,7 @@ const Big = struct {
             const hdr = b.arena[o];
             const len: usize = hdr & 0xFFFF;
             const piece = b.entryBytes(o, len);
-            const h = if (len <= 16) blk: {
-                const kk = paddedKey(piece);
-                break :blk shortHash(kk[0], kk[1], len);
-            } else longHash(piece);
+            const h = pieceHash(piece);
             var i: usize = @as(usize, @truncate(h)) & mask;
             while (b.slots[i] != 0) i = (i + 1) & mask;
             b.slots[i] = (tagOf(h) << 40) | @as(u64, o + 1);
@@ -1546,11 +1549,7 @@ const Big = struct {
                 const o: usize = @intCast((s & off_mask) - 1);
                 const len: usize = b.arena[o] & 0xFFFF;
                 const piece = b.entryBytes(o, len);
-                const h = if (len <= 16) blk: {
-                    const kk = paddedKey(piece);
-                    break :blk shortHash(kk[0], kk[1], len);
-                } else longHash(piece);
-                var i: usize = @as(usize, @truncate(h)) & mask;
+                var i: usize = @as(usize, @truncate(pieceHash(piece))) & mask;
                 while (ns[i] != 0) i = (i + 1) & mask;
                 ns[i] = s;
             }
@@ -2100,6 +2099,13 @@ test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used
     }
 }
 
+/// A piece looked up in `b` by the path its length takes in the encoder.
+fn testBigGet(b: *Big, piece: []const u8, out: []u32) ?usize {
+    if (piece.len > 16) return b.getLong(longHash(piece), piece, out);
+    const k = shortKey(piece);
+    return b.getShort(k.h, k.k0, k.k1, piece.len, out);
+}
+
 test "Big aging: compaction in place keeps the live pieces and their ids" {
     var b: Big = .{ .marking = true }; // the marking half of a window throughout
     defer b.release();
@@ -2117,7 +2123,7 @@ test "Big aging: compaction in place keeps the live pieces and their ids" {
         std.mem.writeInt(u32, p[0..4], @intCast(i), .little);
         for (&toks, 0..) |*x, j| x.* = @intCast(i * 8 + j);
         const piece = p[0..l.*];
-        const h = if (l.* <= 16) shortKey(piece).h else longHash(piece);
+        const h = pieceHash(piece);
         b.put(h, piece, toks[0 .. 4 + i % 5]);
     }
     try std.testing.expectEqual(@as(usize, n), b.count);
@@ -2129,20 +2135,14 @@ test "Big aging: compaction in place keeps the live pieces and their ids" {
         h.* = r.float(f64) < 0.6;
         if (!h.*) continue;
         const piece = p[0..l];
-        const got = if (l <= 16) blk: {
-            const k = shortKey(piece);
-            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
-        } else b.getLong(longHash(piece), piece, &out);
+        const got = testBigGet(&b, piece, &out);
         try std.testing.expect(got != null);
     }
     b.age();
     try std.testing.expect(b.slots.len < slots_before);
     for (&bufs, lens, hit, 0..) |*p, l, h, i| {
         const piece = p[0..l];
-        const got = if (l <= 16) blk: {
-            const k = shortKey(piece);
-            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
-        } else b.getLong(longHash(piece), piece, &out);
+        const got = testBigGet(&b, piece, &out);
         if (h) {
             try std.testing.expectEqual(@as(?usize, 4 + i % 5), got);
             for (out[0..got.?], 0..) |x, j| try std.testing.expectEqual(@as(u32, @intCast(i * 8 + j)), x);
@@ -2154,18 +2154,12 @@ test "Big aging: compaction in place keeps the live pieces and their ids" {
     for (&bufs, lens, hit, 0..) |*p, l, h, i| {
         if (!h or i % 2 == 1) continue;
         const piece = p[0..l];
-        _ = if (l <= 16) blk: {
-            const k = shortKey(piece);
-            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
-        } else b.getLong(longHash(piece), piece, &out);
+        _ = testBigGet(&b, piece, &out);
     }
     b.age();
     for (&bufs, lens, hit, 0..) |*p, l, h, i| {
         const piece = p[0..l];
-        const got = if (l <= 16) blk: {
-            const k = shortKey(piece);
-            break :blk b.getShort(k.h, k.k0, k.k1, l, &out);
-        } else b.getLong(longHash(piece), piece, &out);
+        const got = testBigGet(&b, piece, &out);
         try std.testing.expectEqual(h and i % 2 == 0, got != null);
     }
 }
@@ -2213,10 +2207,7 @@ test "piece caches age: once the text moves on, the tables keep only the new tex
     try std.testing.expectEqual(@as(usize, n), c.short.count + c.big.count);
     for (sets, 0..) |*set, s| for (&set.bytes, set.lens) |*p, l| {
         const piece = p[0..l];
-        const held = if (l <= 16) blk: {
-            const k = shortKey(piece);
-            break :blk c.short.get(k, l, &got) != null or c.big.getShort(k.h, k.k0, k.k1, l, &got) != null;
-        } else c.big.getLong(longHash(piece), piece, &got) != null;
+        const held = (l <= 16 and c.short.get(shortKey(piece), l, &got) != null) or testBigGet(&c.big, piece, &got) != null;
         try std.testing.expectEqual(s == 1, held);
     };
 }
