@@ -161,6 +161,9 @@ pub const Tables = struct {
     /// lookups of the compatibility check are misses, and this answers them from L2.
     pair_filter: []u64 = &.{},
     filter_shift: u6 = 63,
+    /// Every token's own bytes BPE to that token (cl100k_base, o200k_base): a piece that is a
+    /// whole token comes out of the merge as that token, with no lookup of the whole piece.
+    all_usable: bool = false,
 
     pub fn ready(t: *const Tables) bool {
         return t.nodes.len != 0;
@@ -230,6 +233,10 @@ pub fn build(v: *Vocab) error{OutOfMemory}!void {
     if (!try computeSplits(v, &t, order, usable) or !try buildTrie(v, &t, order, usable)) {
         t.deinit(gpa);
         return;
+    }
+    t.all_usable = true;
+    for (usable, 0..) |u, id| {
+        if (!u and v.tokenBytes(@intCast(id)).len > 0) t.all_usable = false;
     }
     v.long = t;
 }
@@ -1038,6 +1045,18 @@ test "tokens that do not BPE to themselves are never produced" {
         try expectSameAsHeap(v, buf[0..n], &scratch);
     }
     try expectSameAsHeap(v, "abcdabcdabcdabcd", &scratch);
+    // tiktoken looks a whole piece up first: "abcd" alone is that token, which the merge would
+    // not give, so this vocabulary keeps the whole-piece lookup.
+    try std.testing.expect(!v.long.all_usable);
+    var out: [4]u32 = undefined;
+    try std.testing.expectEqual(@as(usize, 1), try vocab.encodePiece(v, "abcd", &out, &scratch));
+    try std.testing.expectEqual(@as(u32, 256 + 3), out[0]);
+    // Where every token merges back into itself, the merge answers whole pieces alone.
+    const w = try vocabFrom(gpa, &.{ "ab", "cd", "abcd", "abab" });
+    defer w.deinit();
+    try std.testing.expect(w.long.all_usable);
+    try std.testing.expectEqual(@as(usize, 1), try vocab.encodePiece(w, "abcd", &out, &scratch));
+    try std.testing.expectEqual(@as(u32, 256 + 2), out[0]);
 }
 
 test "a vocabulary with a non-monotone token keeps the heap merge" {

@@ -770,6 +770,8 @@ const PieceCache = struct {
     sharers: usize,
     /// `tasks` when the window's marking half began.
     mark_tasks: usize,
+    /// In the window's marking half (the tables mark then; at the budget they mark always).
+    mark_half: bool,
     /// Windows are `scale` times longer on this thread since drops turned out wrong (see
     /// `age`); and the entry counts before and after the last drop (drop_from = 0: none).
     scale: usize,
@@ -806,8 +808,10 @@ const PieceCache = struct {
                 c.drop_to = after;
             } else c.drop_from = 0;
         }
-        c.short.marking = false;
-        c.big.marking = false;
+        // Tables at the budget keep marking: their clocks sweep on the bits (`Short.put`).
+        c.short.marking = c.short.full;
+        c.big.marking = c.big.full;
+        c.mark_half = false;
         c.ticks = 0;
         c.tasks = 0;
         c.sharers = @max(sharers, 1);
@@ -869,10 +873,10 @@ fn unmapTable(comptime T: type, t: []T) void {
 }
 
 /// A thread's short pieces. Linear probing at load <= 3/4; grows by half while the thread's budget
-/// allows; after that it keeps what it holds until it has turned away as many pieces as it holds,
-/// then starts again, small (as `Big` does). Aging rebuilds it with the entries used lately, or
-/// removes the others in place by backward shift (`dropUnused`), so every probe chain stays
-/// intact.
+/// allows; after that it is a clock (as `Big` is): lookups mark their entries, and once a quarter
+/// of its count of new pieces has been turned away, the entries no lookup found since the last
+/// sweep go (`put`). Aging rebuilds it with the entries used lately, or removes the others in
+/// place by backward shift (`dropUnused`), so every probe chain stays intact.
 const Short = struct {
     entries: []CacheEntry = &.{},
     k1s: []u64 = &.{},
@@ -1024,6 +1028,13 @@ const Short = struct {
         @memset(t.used, 0);
     }
 
+    /// The clock's hand at the budget (see `put`): drop what went unused since the last sweep.
+    fn sweep(t: *Short) void {
+        t.dropUnused();
+        t.clearUsed();
+        t.refused = 0;
+    }
+
     /// Removes every entry whose used bit is clear, in place (backward-shift deletion: each
     /// entry after a hole that may move back toward its home does, so probe chains stay whole).
     fn dropUnused(t: *Short) void {
@@ -1112,27 +1123,33 @@ const Short = struct {
     fn put(t: *Short, key: ShortKey, len: usize, toks: []const u32) void {
         if (t.entries.len == 0) return;
         if (!t.full and over(t.count + 1, t.entries.len)) {
-            if (!t.resize((t.entries.len * 3 / 2) & ~@as(usize, 63))) t.full = true;
+            if (!t.resize((t.entries.len * 3 / 2) & ~@as(usize, 63))) {
+                // From now on every lookup marks (the clock's used bits); what the table held
+                // before counts as used once.
+                t.full = true;
+                if (!t.marking) {
+                    for (t.entries, 0..) |e, j| {
+                        if (e.v != 0) t.mark(j);
+                    }
+                    t.marking = true;
+                }
+            }
         }
         const n = t.entries.len;
         var i = home(key.h, n);
-        if (t.full) {
-            // At the budget: keep what the table holds while it serves; once as many pieces were
-            // turned away as it holds, the text has moved on: start again, small. (Storing the
-            // piece over the one in its home slot instead made the pieces of the current column
-            // evict each other on every pass, ~1 in 5 of them for 20k docs after 100 MB of
-            // other text: see the performance notes.)
-            if (t.entries[i].v == 0 and !over(t.count + 1, n)) {
-                t.count += 1;
-                t.entries[i] = .{ .k0 = key.k0, .v = pack(len, toks) };
-                t.k1s[i] = key.k1;
-                if (t.marking) t.mark(i);
-                return;
-            }
+        if (t.full and over(t.count + 1, n)) {
+            // At the budget (a clock): every lookup marks its entry (`marking` stays on while
+            // full), and once a quarter of the table's count of pieces has been turned away,
+            // the entries no lookup found since the last sweep go, in place. A stream with more
+            // distinct pieces than the budget holds keeps its frequent ones. (Starting again
+            // empty instead, once as many pieces were turned away as it held, threw the frequent
+            // pieces out with the rare ones: the corpus stream's second pass ran at the first
+            // pass's speed. Storing the piece over the one in its home slot made the pieces of
+            // the current column evict each other on every pass: see the performance notes.)
             t.refused += 1;
-            if (t.refused <= t.count) return;
-            if (!t.reset()) return;
-            return t.put(key, len, toks);
+            if (t.refused * 4 <= t.count) return;
+            t.sweep();
+            if (over(t.count + 1, n)) return;
         }
         while (t.entries[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
         t.count += 1;
@@ -1204,13 +1221,15 @@ fn threadCache(v: *const Vocab, sharers: usize) ?*PieceCache {
         pc.drop_from = 0;
         pc.short.marking = false;
         pc.big.marking = false;
+        pc.mark_half = false;
     }
     pc.tasks += 1;
     pc.sharers = @max(pc.sharers, sharers);
     const w = pc.window * pc.sharers * pc.scale;
-    if (!pc.short.marking) {
+    if (!pc.mark_half) {
         // Lookups record use only in a window's second half (the marks cost ~3% of a lookup).
         if (pc.ticks * 2 >= w) {
+            pc.mark_half = true;
             pc.short.marking = true;
             pc.big.marking = true;
             pc.mark_tasks = pc.tasks;
@@ -1343,8 +1362,9 @@ fn threadCap() usize {
 /// A thread's table of every piece it has encoded (up to `big_piece_max` bytes): open addressing
 /// over `slots` (tag << 40 | arena word offset + 1; 0 = empty) into an arena of entries
 /// [len | n_tokens << 16][piece bytes, zero-padded to whole words][n_tokens ids]. Only the owning
-/// thread touches it. When growing would pass the global budget it empties itself (the piece
-/// caches are an optimisation: a miss only costs a merge), so memory stays bounded on any stream.
+/// thread touches it. Where growing would pass the thread's budget it is a clock (`put`): it
+/// keeps the pieces found since its last sweep and drops the others, in place (the piece caches
+/// are an optimisation: a miss only costs a merge), so memory stays bounded on any stream.
 const Big = struct {
     slots: []u64 = &.{},
     arena: []u32 = &.{},
@@ -1356,6 +1376,8 @@ const Big = struct {
     /// carry `live_bit`).
     live: usize = 0,
     marking: bool = false,
+    /// At the budget: a clock, as `Short` (see `put`).
+    full: bool = false,
 
     const min_slots = 1 << 12;
     const min_words = 1 << 15;
@@ -1381,22 +1403,26 @@ const Big = struct {
         b.marking = m;
     }
 
-    fn clear(b: *Big) void {
-        @memset(b.slots, 0);
-        b.used = 0;
-        b.count = 0;
-        b.refused = 0;
-        b.live = 0;
-    }
-
     /// The end of an aging window (`PieceCache.age`): if `agedOut`, only the entries used in
     /// it stay, in an arena and a slot table sized for them; else the live bits are cleared
     /// for the next window.
     fn age(b: *Big) void {
         if (b.slots.len == 0) return;
         const fit = @max(min_slots, std.math.ceilPowerOfTwo(usize, b.live * 2 + 1) catch b.slots.len);
-        if (b.slots.len > min_slots and agedOut(b.live, b.count, b.slots.len, fit)) return b.compact();
+        if (b.slots.len > min_slots and agedOut(b.live, b.count, b.slots.len, fit)) {
+            b.full = false;
+            return b.compact(true);
+        }
         b.clearLive();
+    }
+
+    fn markAll(b: *Big) void {
+        var o: usize = 0;
+        while (o < b.used) {
+            b.arena[o] |= live_bit;
+            o += entryWords(b.arena[o]);
+        }
+        b.live = b.count;
     }
 
     fn clearLive(b: *Big) void {
@@ -1409,9 +1435,10 @@ const Big = struct {
     }
 
     /// Keeps only the live entries (their live bits cleared), in place: they slide to the
-    /// front of the arena, which then shrinks, and the slot table is rebuilt at the size they
-    /// need. No second copy of the table, so it works at the budget too.
-    fn compact(b: *Big) void {
+    /// front of the arena, which then shrinks (`shrink`), and the slot table is rebuilt at the
+    /// size they need (else at its size: the clock's sweep at the budget refills it). No second
+    /// copy of the table, so it works at the budget too.
+    fn compact(b: *Big, shrink: bool) void {
         const gpa = std.heap.c_allocator;
         var w_at: usize = 0;
         var kept: usize = 0;
@@ -1432,7 +1459,7 @@ const Big = struct {
         b.live = 0;
         b.refused = 0;
         const n_slots = @max(min_slots, std.math.ceilPowerOfTwo(usize, kept * 2 + 1) catch b.slots.len);
-        if (n_slots < b.slots.len) {
+        if (shrink and n_slots < b.slots.len) {
             if (gpa.alloc(u64, n_slots)) |ns| {
                 tl_held -= (b.slots.len - n_slots) * 8;
                 gpa.free(b.slots);
@@ -1440,7 +1467,7 @@ const Big = struct {
             } else |_| {}
         }
         const keep_words = @max(min_words, w_at + w_at / 2);
-        if (b.arena.len > 2 * keep_words) {
+        if (shrink and b.arena.len > 2 * keep_words) {
             if (gpa.realloc(b.arena, keep_words)) |na| {
                 tl_held -= (b.arena.len - keep_words) * 4;
                 b.arena = na;
@@ -1564,14 +1591,20 @@ const Big = struct {
         if (b.used + words > b.arena.len or (b.count + 1) * 2 > b.slots.len) {
             const n_slots = if ((b.count + 1) * 2 > b.slots.len) @max(min_slots, b.slots.len * 2) else b.slots.len;
             if (!b.grow(n_slots, b.used + words)) {
-                // Over budget. Keep what the table holds while it still serves (a working set a
-                // little larger than the budget would otherwise be thrown out and rebuilt over
-                // and over); once as many pieces were turned away as it holds, the text has
-                // moved on: start again (its memory is reused as is).
+                // Over budget: a clock, as `Short.put`. Lookups mark their entries from now
+                // on; once a quarter of the count was turned away, the entries no lookup
+                // found since the last sweep go (in place, memory kept for the new ones).
+                if (!b.full) {
+                    b.full = true;
+                    if (!b.marking) {
+                        b.markAll();
+                        b.marking = true;
+                    }
+                }
                 b.refused += 1;
-                if (b.refused <= b.count) return;
-                b.clear();
-                if (b.slots.len == 0 or words > b.arena.len) return;
+                if (b.refused * 4 <= b.count) return;
+                b.compact(false);
+                if (b.slots.len == 0 or b.used + words > b.arena.len or (b.count + 1) * 2 > b.slots.len) return;
             }
         }
         const o = b.used;
@@ -1595,7 +1628,11 @@ fn encodePieceUncached(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
         out[0] = v.byte_rank[piece[0]];
         return 1;
     }
-    if (v.whole_first) {
+    // tiktoken looks the whole piece up first; where every token's bytes merge back into it,
+    // the merge gives the same answer, and most pieces that get here are not tokens (the
+    // lookup is a cache miss in a 2 MB table: 15% of the merges' time on the corpus stream's
+    // first pass).
+    if (v.whole_first and !v.long.all_usable) {
         const whole = v.rank(piece);
         if (whole != no_rank) {
             out[0] = whole;
@@ -1955,7 +1992,7 @@ test "shortKeyAt equals shortKey" {
     }
 }
 
-test "Short keeps what it holds at its budget, then starts again" {
+test "Short at its budget: a clock keeps the pieces found since its last sweep" {
     const saved = thread_cap.load(.monotonic);
     defer thread_cap.store(saved, .monotonic);
     // Room for the initial table and not for it and a 1.5x one (a rebuild holds both).
@@ -1968,38 +2005,46 @@ test "Short keeps what it holds at its budget, then starts again" {
         fn of(buf: *[16]u8, i: usize) []const u8 {
             return std.fmt.bufPrint(buf, "p{d}", .{i}) catch unreachable;
         }
+        fn put(tt: *Short, buf: *[16]u8, i: usize) void {
+            const p = of(buf, i);
+            tt.put(shortKey(p), p.len, &.{@intCast(i + 1)});
+        }
+        fn found(tt: *Short, buf: *[16]u8, i: usize) !bool {
+            const p = of(buf, i);
+            var out: [3]u32 = undefined;
+            const got = tt.get(shortKey(p), p.len, &out) orelse return false;
+            try std.testing.expectEqual(@as(usize, 1), got);
+            try std.testing.expectEqual(@as(u32, @intCast(i + 1)), out[0]);
+            return true;
+        }
     };
-    var out: [3]u32 = undefined;
     const cap = Short.initial * 3 / 4;
-    for (0..cap + 100) |i| {
-        const p = Piece.of(&name, i);
-        t.put(shortKey(p), p.len, &.{@intCast(i + 1)});
-    }
+    for (0..cap + 100) |i| Piece.put(&t, &name, i);
     try std.testing.expect(t.full);
     try std.testing.expectEqual(cap, t.count);
-    // Full: the pieces it held are all still there (a piece stored over another's slot would
-    // lose that one), and the 100 past the budget were turned away.
+    // Full: the 100 past the budget were turned away, and what it held is all there.
+    for (0..cap) |i| try std.testing.expect(try Piece.found(&t, &name, i));
+    for (cap..cap + 100) |i| try std.testing.expect(!try Piece.found(&t, &name, i));
+    // The first sweep (after a quarter of the count turned away): everything was found since
+    // the table filled, so nothing goes.
+    var next: usize = cap + 100;
+    while (t.refused != 0) : (next += 1) Piece.put(&t, &name, next);
+    try std.testing.expectEqual(cap, t.count);
+    // Every third piece is found again; the next sweep keeps those (and a new piece gets in).
     for (0..cap) |i| {
-        const p = Piece.of(&name, i);
-        try std.testing.expectEqual(@as(?usize, 1), t.get(shortKey(p), p.len, &out));
-        try std.testing.expectEqual(@as(u32, @intCast(i + 1)), out[0]);
+        if (i % 3 == 0) try std.testing.expect(try Piece.found(&t, &name, i));
     }
-    for (cap..cap + 100) |i| {
-        const p = Piece.of(&name, i);
-        try std.testing.expectEqual(@as(?usize, null), t.get(shortKey(p), p.len, &out));
-    }
-    // As many turned away as it holds: it starts again with the new text's pieces.
-    for (cap + 100..2 * cap + 1) |i| {
-        const p = Piece.of(&name, i);
-        t.put(shortKey(p), p.len, &.{@intCast(i + 1)});
-    }
-    try std.testing.expect(!t.full);
-    try std.testing.expectEqual(@as(usize, 1), t.count);
-    const last = Piece.of(&name, 2 * cap);
-    try std.testing.expectEqual(@as(?usize, 1), t.get(shortKey(last), last.len, &out));
-    try std.testing.expectEqual(@as(u32, @intCast(2 * cap + 1)), out[0]);
-    const first = Piece.of(&name, 0);
-    try std.testing.expectEqual(@as(?usize, null), t.get(shortKey(first), first.len, &out));
+    const before = next;
+    while (t.count == cap and next < before + 4 * cap) : (next += 1) Piece.put(&t, &name, next);
+    const kept = (cap + 2) / 3;
+    try std.testing.expectEqual(kept + 1, t.count);
+    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(&t, &name, i));
+    for (before..next - 1) |i| try std.testing.expect(!try Piece.found(&t, &name, i));
+    try std.testing.expect(try Piece.found(&t, &name, next - 1));
+    // The freed slots take new pieces, found like the old ones.
+    for (next..next + 1000) |i| Piece.put(&t, &name, i);
+    for (next..next + 1000) |i| try std.testing.expect(try Piece.found(&t, &name, i));
+    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(&t, &name, i));
 }
 
 test "Short: lookups move pieces to their home slots and every piece stays found" {
@@ -2162,6 +2207,59 @@ test "Big aging: compaction in place keeps the live pieces and their ids" {
         const got = testBigGet(&b, piece, &out);
         try std.testing.expectEqual(h and i % 2 == 0, got != null);
     }
+}
+
+test "Big at its budget: a clock keeps the pieces found since its last sweep" {
+    const saved = thread_cap.load(.monotonic);
+    defer thread_cap.store(saved, .monotonic);
+    // Room for the smallest slot table and arena only.
+    thread_cap.store(tl_held + Big.min_slots * 8 + Big.min_words * 4, .monotonic);
+    var b: Big = .{};
+    defer b.release();
+    const Piece = struct {
+        // 20 bytes (not a Short piece), numbered; 4 ids derived from the number.
+        fn of(buf: *[20]u8, i: usize) []const u8 {
+            @memset(buf, 'x');
+            std.mem.writeInt(u64, buf[0..8], i, .little);
+            return buf;
+        }
+        fn put(bb: *Big, buf: *[20]u8, i: usize) void {
+            const p = of(buf, i);
+            const toks = [4]u32{ @intCast(i), @intCast(i + 1), @intCast(i + 2), @intCast(i + 3) };
+            bb.put(longHash(p), p, &toks);
+        }
+        fn found(bb: *Big, buf: *[20]u8, i: usize) !bool {
+            var out: [4]u32 = undefined;
+            const got = testBigGet(bb, of(buf, i), &out) orelse return false;
+            try std.testing.expectEqual(@as(usize, 4), got);
+            for (out, 0..) |x, j| try std.testing.expectEqual(@as(u32, @intCast(i + j)), x);
+            return true;
+        }
+    };
+    var buf: [20]u8 = undefined;
+    var next: usize = 0;
+    while (!b.full) : (next += 1) Piece.put(&b, &buf, next);
+    const cap = b.count;
+    try std.testing.expect(cap > 1000);
+    const slots = b.slots.len;
+    for (0..cap) |i| try std.testing.expect(try Piece.found(&b, &buf, i));
+    // The first sweep: every piece counts as found once (the table filled outside a marking
+    // half), so nothing goes.
+    while (b.refused != 0 or b.count < cap) : (next += 1) Piece.put(&b, &buf, next);
+    try std.testing.expectEqual(cap, b.count);
+    for (0..cap) |i| {
+        if (i % 3 == 0) try std.testing.expect(try Piece.found(&b, &buf, i));
+    }
+    const before = next;
+    while (b.count == cap and next < before + 4 * cap) : (next += 1) Piece.put(&b, &buf, next);
+    const kept = (cap + 2) / 3;
+    try std.testing.expectEqual(kept + 1, b.count);
+    try std.testing.expectEqual(slots, b.slots.len); // memory kept for the next pieces
+    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(&b, &buf, i));
+    for (before..next - 1) |i| try std.testing.expect(!try Piece.found(&b, &buf, i));
+    try std.testing.expect(try Piece.found(&b, &buf, next - 1));
+    for (next..next + 500) |i| Piece.put(&b, &buf, i);
+    for (next..next + 500) |i| try std.testing.expect(try Piece.found(&b, &buf, i));
 }
 
 test "piece caches age: once the text moves on, the tables keep only the new text's pieces" {
