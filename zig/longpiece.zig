@@ -107,6 +107,16 @@
 //! - Where random letters still go (perf, o200k): Bloom filter and pair-table misses ~20%,
 //!   record loads of candidates ~10%, the walk ~20%, the rest control flow whose branches
 //!   (keep / shorter / back up) are random on random text.
+//! - Session 9, random letters (1 MB, cl100k, at_debug_encode_piece, medians of 11-15): the
+//!   whole search 17.4-18.3 ms (540k tokens); the greedy walk alone (longest match at each
+//!   position, no check) 4.8 ms; walk + the first state of each greedy pair 5.4 ms; walk + the
+//!   whole check 10.7-11.3 ms. So the check past its first state costs ~12 ns a pair, and a
+//!   filter that answers "no pair" for free (wrong ids, timing only) takes 4.8 ms off the
+//!   search: Bloom filter and pair-table probes are a quarter of it, the walk another quarter.
+//!   Not kept: the descent's spines inline (each token's first 4 right and left spine ids in a
+//!   32-byte record, prefetched with its info, so the descent loads no child records): 1.10-
+//!   1.13x slower (the spine children are short, hot tokens whose records are in cache anyway;
+//!   the extra line per candidate is not).
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;

@@ -246,6 +246,30 @@
 //!     doc mode 0.24x; counting every byte: the pathological inputs (1 MB of one letter,
 //!     spaces, ...) ended windows that met no English piece, 1 MB of English 11 ms instead
 //!     of 2.7.
+//! - Session 9 (the corpus stream of bench_cold.py: 33 MB, 91k rows, 511k distinct pieces,
+//!   6.46M pieces; in-process A/B of two builds, batches alternated, CPU time per build):
+//!   * Where a first pass goes: encodePieceUncached (the merges of new pieces) ~40% of the
+//!     library's time, of which 15% was the whole-piece lookup tiktoken does first (a miss
+//!     in the 2 MB vocabulary table), ~22% the pair table's loads, ~7% the pair cache's.
+//!   * The whole-piece lookup is skipped where every token's bytes merge back into that token
+//!     (`longpiece.Tables.all_usable`, checked at load; true for cl100k and o200k): the merge
+//!     then gives the same answer. First pass +4% (cl100k) / +7% (o200k).
+//!   * What the tables hold on that stream (counted): at 16 MiB a thread Big held 82-131k
+//!     pieces in 10 MiB (2 MiB of slots, an 8 MiB arena), so Short stopped at 186,624 slots
+//!     (140k pieces); a pass merged ~600k short pieces and ~75k long ones again. With 128 MiB
+//!     the second pass ran at 208-223 MB/s (gigatoken, which keeps every piece: 223), with the
+//!     default 32 (over two CPUs) at 68-78: the budget, not the code, bounds a second pass
+//!     over 33 MB of mixed text. (The 100 MB memory check leaves no room for a bigger default.)
+//!   * At the budget the tables started again empty once they had turned away as many pieces
+//!     as they held, frequent pieces thrown out with rare ones. Now they are clocks: lookups
+//!     mark, and once a quarter of the count has been turned away the entries no lookup found
+//!     since the last sweep go (Short by backward-shift removal, Big by compaction in place,
+//!     memory kept). With the skipped lookup: first pass 1.13x (both encodings), later passes
+//!     1.12-1.15x (cl100k) and 1.18-1.35x (o200k). Sweeping after half or an eighth of the
+//!     count: 0.95-1.12x and 0.78-0.98x of a quarter. Steady columns do not reach the budget
+//!     (the 200k lines: 132k short pieces after the benchmark's other corpora, not full):
+//!     lines 0.975-1.02x, docs 1.003x, English 1.004x (noise).
+//!   * Did not pay: a pair cache of 2^17 entries (0.92-0.94x) or 2^13 (1.00-1.03x).
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
