@@ -147,3 +147,26 @@ pub fn forget() void {
     fresh.* = .{};
     state = fresh;
 }
+
+test "every task runs exactly once, whatever the numbers of tasks and threads" {
+    const Ctx = struct {
+        hits: []std.atomic.Value(u32),
+        fn run(p: *anyopaque, t: usize, worker: usize) void {
+            const ctx: *@This() = @ptrCast(@alignCast(p));
+            std.debug.assert(worker < max_workers);
+            _ = ctx.hits[t].fetchAdd(1, .monotonic);
+        }
+    };
+    const gpa = std.testing.allocator;
+    for ([_]usize{ 1, 2, 3, 7, 64, 1000 }) |n| {
+        for ([_]usize{ 1, 2, 3, 8 }) |threads| {
+            const hits = try gpa.alloc(std.atomic.Value(u32), n);
+            defer gpa.free(hits);
+            for (hits) |*h| h.* = .init(0);
+            var ctx: Ctx = .{ .hits = hits };
+            var job: Job = .{ .ctx = &ctx, .run = Ctx.run, .n_tasks = n, .max_helpers = 0 };
+            run(&job, threads);
+            for (hits) |*h| try std.testing.expectEqual(@as(u32, 1), h.load(.monotonic));
+        }
+    }
+}
