@@ -247,7 +247,8 @@
 //!     spaces, ...) ended windows that met no English piece, 1 MB of English 11 ms instead
 //!     of 2.7.
 //! - Session 9 (the corpus stream of bench_cold.py: 33 MB, 91k rows, 511k distinct pieces,
-//!   6.46M pieces; in-process A/B of two builds, batches alternated, CPU time per build):
+//!   6.46M pieces; in-process A/B of two builds, batches alternated, CPU time per build:
+//!   bench/ab_stream.py):
 //!   * Where a first pass goes: encodePieceUncached (the merges of new pieces) ~40% of the
 //!     library's time, of which 15% was the whole-piece lookup tiktoken does first (a miss
 //!     in the 2 MB vocabulary table), ~22% the pair table's loads, ~7% the pair cache's.
