@@ -271,6 +271,14 @@
 //!     (the 200k lines: 132k short pieces after the benchmark's other corpora, not full):
 //!     lines 0.975-1.02x, docs 1.003x, English 1.004x (noise).
 //!   * Did not pay: a pair cache of 2^17 entries (0.92-0.94x) or 2^13 (1.00-1.03x).
+//!   * Two threads rebuilt their tables every ~15 calls of the same English column: the pool
+//!     handed tasks to whichever thread was free, so each thread met a different part of the
+//!     column every call, and its windows (even at twice the length) found a fifth of its
+//!     entries unused. The pool now keeps each thread on its own range of tasks (pool.zig:
+//!     two threads 1.03-1.17x), and the windows no longer grow with the job's threads, which
+//!     on 16 threads made them 16 times longer than a thread's own text needs. Two threads:
+//!     the 20k documents after the other corpora 1.045-1.078x, the 200k lines after theirs
+//!     0.97-1.00x, multilingual after English and code 0.98x; steady 0.99-1.016x.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
@@ -729,11 +737,7 @@ pub const Scratch = struct {
     }
     /// Attach the calling thread's piece cache for vocabulary `v`. Call on the thread that encodes.
     pub fn bind(s: *Scratch, v: *const Vocab) void {
-        s.cache = threadCache(v, 1);
-    }
-    /// `bind` for a task of a job spread over `sharers` threads.
-    pub fn bindShared(s: *Scratch, v: *const Vocab, sharers: usize) void {
-        s.cache = threadCache(v, sharers);
+        s.cache = threadCache(v);
     }
     /// Counts `n` bytes of text toward the piece caches' aging window.
     pub inline fn noteText(s: *Scratch, n: usize) void {
@@ -788,11 +792,10 @@ const PieceCache = struct {
     ticks: usize,
     tasks: usize,
     window: usize,
-    /// The most threads a job that used this cache in the window spread its tasks over. Each
-    /// of them meets a random share of a column's rows per call, so it takes that many times
-    /// the text to meet every row: the window is this many times longer (else 2 threads
-    /// over 200k lines dropped a fifth of their pieces every window, and missed them again).
-    sharers: usize,
+    // (Windows used to be as many times longer as a job had threads, while the pool handed
+    // tasks to whichever thread was free and each thread met a random share of a column per
+    // call. Each thread now keeps its range of tasks (pool.zig), so a window counts its own
+    // text like a single thread's: see the notes, session 9.)
     /// `tasks` when the window's marking half began.
     mark_tasks: usize,
     /// In the window's marking half (the tables mark then; at the budget they mark always).
@@ -817,7 +820,7 @@ const PieceCache = struct {
     /// drop removed has come back since, the window was shorter than the text's recurrence
     /// (books encoded one call each at 64 bytes per entry ran at 0.24x): nothing is dropped
     /// and this thread's windows double.
-    fn age(c: *PieceCache, sharers: usize) void {
+    fn age(c: *PieceCache) void {
         const before = c.short.count + c.big.count;
         if (c.drop_from != 0 and before > c.drop_to and (before - c.drop_to) * 2 >= c.drop_from - c.drop_to) {
             c.scale = @min(c.scale * 2, 1024);
@@ -839,7 +842,6 @@ const PieceCache = struct {
         c.mark_half = false;
         c.ticks = 0;
         c.tasks = 0;
-        c.sharers = @max(sharers, 1);
         c.window = @max(c.window, window_per_entry * (c.short.count + c.big.count));
     }
 
@@ -1214,7 +1216,7 @@ fn cacheKeyReady() bool {
     }
 }
 
-fn threadCache(v: *const Vocab, sharers: usize) ?*PieceCache {
+fn threadCache(v: *const Vocab) ?*PieceCache {
     var c = tl_cache;
     if (c == null) {
         if (tl_cache_failed or !cacheKeyReady()) return null;
@@ -1241,7 +1243,6 @@ fn threadCache(v: *const Vocab, sharers: usize) ?*PieceCache {
         pc.ticks = 0;
         pc.tasks = 0;
         pc.window = PieceCache.window_per_entry * Short.initial;
-        pc.sharers = 1;
         pc.scale = 1;
         pc.drop_from = 0;
         pc.short.marking = false;
@@ -1249,8 +1250,7 @@ fn threadCache(v: *const Vocab, sharers: usize) ?*PieceCache {
         pc.mark_half = false;
     }
     pc.tasks += 1;
-    pc.sharers = @max(pc.sharers, sharers);
-    const w = pc.window * pc.sharers * pc.scale;
+    const w = pc.window * pc.scale;
     if (!pc.mark_half) {
         // Lookups record use only in a window's second half (the marks cost ~3% of a lookup).
         if (pc.ticks * 2 >= w) {
@@ -1259,7 +1259,7 @@ fn threadCache(v: *const Vocab, sharers: usize) ?*PieceCache {
             pc.big.marking = true;
             pc.mark_tasks = pc.tasks;
         }
-    } else if (pc.ticks >= w and pc.tasks - pc.mark_tasks >= 2) pc.age(sharers);
+    } else if (pc.ticks >= w and pc.tasks - pc.mark_tasks >= 2) pc.age();
     return pc;
 }
 
