@@ -274,15 +274,24 @@ class Encoding:
 
     def _disallowed(self, allowed: dict[str, int], disallowed_special) -> frozenset[str]:
         if disallowed_special == "all":
+            if not allowed:  # the default: every special token (one set per encoding, not per call)
+                return self._all_specials
             return frozenset(self.special_tokens_set - set(allowed))
         return frozenset(disallowed_special)
+
+    @functools.cached_property
+    def _all_specials(self) -> frozenset[str]:
+        return frozenset(self.special_tokens_set)
 
     @staticmethod
     def _check_disallowed(text: str, disallowed: frozenset[str]) -> None:
         # One search per distinct first character first ("<" for every special token of the
         # known encodings; a one-character needle is a memchr-like scan, 10-25 us per MB, while
         # each longer needle costs ~0.2 ms per MB of non-ASCII text).
-        if not any(c in text for c in _prefixes(disallowed)):
+        for c in _prefixes(disallowed):
+            if c in text:
+                break
+        else:
             return
         hits = [(text.find(t), t) for t in disallowed if t in text]
         if hits:
