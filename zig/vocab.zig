@@ -279,6 +279,11 @@
 //!     on 16 threads made them 16 times longer than a thread's own text needs. Two threads:
 //!     the 20k documents after the other corpora 1.045-1.078x, the 200k lines after theirs
 //!     0.97-1.00x, multilingual after English and code 0.98x; steady 0.99-1.016x.
+//!   * encode_arrow on two threads runs 8-20% below count_tokens_arrow in the benchmark's
+//!     process (3-4% in a process of its own): each task's ids are copied into the output,
+//!     cache-cold. Not kept: that copy through glibc's memcpy (rep movsb) instead of
+//!     compiler_rt's: 20k documents 1.011x, lines 0.979x (two threads, caches evicted before
+//!     each call); 4 tasks a thread instead of 16 (fewer, bigger buffers): 0.99-1.016x.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
