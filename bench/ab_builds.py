@@ -34,6 +34,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
+def load_builds(libs: list[str], encoding: str) -> dict:
+    """`encoding` from each build in `libs`, all in this process: the package is imported once per
+    build, each copy bound to its library through ARROWTOK_LIB (and so with piece tables of its own)."""
+    encs = {}
+    for lib in libs:
+        for name in [m for m in sys.modules if m == "arrowtok" or m.startswith("arrowtok.")]:
+            del sys.modules[name]
+        os.environ["ARROWTOK_LIB"] = lib
+        encs[lib] = importlib.import_module("arrowtok").get_encoding(encoding)
+    return encs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--libs", required=True, help="comma-separated paths of library builds")
@@ -69,16 +81,8 @@ def main() -> None:
     col = pa.array(rows, pa.string())
     mb = sum(len(r.encode("utf-8")) for r in rows) / 1e6
     libs = [str(Path(p).resolve()) for p in a.libs.split(",")]
-    calls = {}
-    encs = {}
-    for lib in libs:
-        for name in [m for m in sys.modules if m == "arrowtok" or m.startswith("arrowtok.")]:
-            del sys.modules[name]
-        os.environ["ARROWTOK_LIB"] = lib
-        at = importlib.import_module("arrowtok")
-        enc = at.get_encoding(a.encoding)
-        calls[lib] = enc.count_tokens_arrow if a.count else enc.encode_arrow
-        encs[lib] = enc
+    encs = load_builds(libs, a.encoding)
+    calls = {lib: enc.count_tokens_arrow if a.count else enc.encode_arrow for lib, enc in encs.items()}
     # The history: what the benchmark's process encoded before this row (each build's caches are
     # its own, so every build replays it).
     for item in [h for h in a.history.split(",") if h]:

@@ -16,8 +16,6 @@ alone): read the ratios, not the MB/s.
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,19 +33,14 @@ def main() -> None:
 
     import pyarrow as pa
 
+    from ab_builds import load_builds
     from bench_cold import STREAM_BATCH, stream_rows
 
     rows = stream_rows()
     batches = [pa.array(rows[i:i + STREAM_BATCH], type=pa.string()) for i in range(0, len(rows), STREAM_BATCH)]
     nbytes = sum(len(r.encode("utf-8")) for r in rows)
     libs = [str(Path(p).resolve()) for p in a.libs.split(",")]
-    calls = {}
-    for lib in libs:
-        for name in [m for m in sys.modules if m == "arrowtok" or m.startswith("arrowtok.")]:
-            del sys.modules[name]
-        os.environ["ARROWTOK_LIB"] = lib
-        at = importlib.import_module("arrowtok")
-        calls[lib] = at.get_encoding(a.encoding).encode_arrow
+    calls = {lib: enc.encode_arrow for lib, enc in load_builds(libs, a.encoding).items()}
     print(f"stream {a.encoding}: {nbytes / 1e6:.1f} MB, {len(batches)} batches, 1 thread")
     for p in range(a.passes):
         cpu = {lib: 0.0 for lib in libs}

@@ -1060,6 +1060,12 @@ const Short = struct {
         @memset(t.used, 0);
     }
 
+    fn markAll(t: *Short) void {
+        for (t.entries, 0..) |e, j| {
+            if (e.v != 0) t.mark(j);
+        }
+    }
+
     /// The clock's hand at the budget (see `put`): drop what went unused since the last sweep.
     fn sweep(t: *Short) void {
         t.dropUnused();
@@ -1160,9 +1166,7 @@ const Short = struct {
                 // before counts as used once.
                 t.full = true;
                 if (!t.marking) {
-                    for (t.entries, 0..) |e, j| {
-                        if (e.v != 0) t.mark(j);
-                    }
+                    t.markAll();
                     t.marking = true;
                 }
             }
