@@ -470,7 +470,7 @@ const Ctx = struct {
     /// row_threads > 1: each row may use the pool itself (a split task, run outside the job).
     fn doTask(ctx: *Ctx, task: *Task, slot: *Slot, row_threads: usize) error{ OutOfMemory, TooLarge }!void {
         const count_only = ctx.opts.count_only != 0;
-        slot.scratch.bind(ctx.v);
+        slot.scratch.bind(ctx.v, @min(ctx.slots.len, ctx.tasks.len));
         if (!count_only) {
             try task.tokens.ensureTotalCapacity(task.alloc, @max(task.bytes, 1));
             if (task.alloc.vtable == big_task_alloc.vtable) task.huge = adviseHuge(std.mem.sliceAsBytes(task.tokens.allocatedSlice()));
@@ -898,7 +898,7 @@ const ParCtx = struct {
         const a = ctx.starts[k];
         const b = ctx.starts[k + 1];
         const out = if (ctx.buf) |d| d[a - ctx.starts[ctx.first] ..][0 .. b - a] else null;
-        ctx.counts[k] = encodeChunk(ctx.gpa, ctx.v, ctx.text[a..b], ctx.specials, out, &ctx.slots[worker], 1) catch {
+        ctx.counts[k] = encodeChunk(ctx.gpa, ctx.v, ctx.text[a..b], ctx.specials, out, &ctx.slots[worker], 1, ctx.slots.len) catch {
             ctx.failed.store(true, .monotonic);
             return;
         };
@@ -908,8 +908,8 @@ const ParCtx = struct {
 /// Encodes `text` on `slot` into `out` (room for text.len ids), or only counts (out null, the
 /// slot's tmp then holds each piece's ids); long pieces may use `piece_threads` threads.
 /// Returns the id count.
-fn encodeChunk(gpa: std.mem.Allocator, v: *const Vocab, text: []const u8, specials: ?*const Specials, out: ?[]u32, slot: *Slot, piece_threads: usize) error{OutOfMemory}!usize {
-    slot.scratch.bind(v);
+fn encodeChunk(gpa: std.mem.Allocator, v: *const Vocab, text: []const u8, specials: ?*const Specials, out: ?[]u32, slot: *Slot, piece_threads: usize, share: usize) error{OutOfMemory}!usize {
+    slot.scratch.bind(v, share);
     slot.scratch.piece_threads = piece_threads;
     defer slot.scratch.piece_threads = 1;
     var buf: std.ArrayList(u32) = if (out) |o| .initBuffer(o) else .empty;
@@ -990,7 +990,7 @@ pub fn encodeTextParallel(gpa: std.mem.Allocator, v: *const Vocab, text: []const
         if (len_k >= big) {
             // In its turn, on this thread, its long pieces on the pool.
             const out = if (dst) |d| d[w..] else null;
-            w += try encodeChunk(gpa, v, text[starts.items[k]..starts.items[k + 1]], specials, out, &slots[0], threads);
+            w += try encodeChunk(gpa, v, text[starts.items[k]..starts.items[k + 1]], specials, out, &slots[0], threads, n_slots);
             k += 1;
             continue;
         }

@@ -107,7 +107,7 @@ const Round = struct {
         const r: *Round = @ptrCast(@alignCast(ctx));
         const k = r.first + i;
         const scratch = &r.scratches[worker];
-        scratch.bind(r.v);
+        scratch.bind(r.v, r.scratches.len);
         const text = r.piece[r.segStart(k)..r.segEnd(k)];
         std.debug.assert(text.len <= r.stride);
         const out = r.bufs[i * r.stride ..][0..text.len];

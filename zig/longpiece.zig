@@ -860,7 +860,7 @@ export fn at_debug_encode_piece(v_in: ?*const Vocab, data: ?[*]const u8, len: us
     const gpa = std.heap.c_allocator;
     var scratch = vocab.Scratch.init(gpa);
     defer scratch.deinit();
-    scratch.bind(v);
+    scratch.bind(v, 1);
     const piece = d[0..len];
     const n = switch (algo) {
         0 => vocab.encodePiece(v, piece, out[0..cap], &scratch) catch return -3,

@@ -91,7 +91,7 @@ export fn at_encode_pieces(v: ?*const Vocab, data: ?[*]const u8, ends: ?[*]const
     if (cap < prev) return @intFromEnum(Status.buffer_too_small);
     var scratch = vocab_mod.Scratch.init(gpa);
     defer scratch.deinit();
-    scratch.bind(vv);
+    scratch.bind(vv, 1);
     var pos: usize = 0;
     var start: usize = 0;
     for (e[0..n_pieces]) |end_u| {
@@ -164,7 +164,7 @@ export fn at_encode_text(
     var text = d[0..len];
     var scratch = vocab_mod.Scratch.init(gpa);
     defer scratch.deinit();
-    scratch.bind(vv);
+    scratch.bind(vv, 1);
     if (utf8.firstInvalid(text)) |bad| {
         if (opts.errors_replace == 0) {
             err_offset.* = @intCast(bad);
