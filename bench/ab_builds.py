@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--encoding", default="cl100k_base")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--max-mb", type=float, default=2.0)
+    ap.add_argument("--repeat-mb", type=float, default=0.0,
+                    help="repeat the corpus's rows up to a column of this many MB (0: as loaded)")
     ap.add_argument("--count", action="store_true", help="time count_tokens_arrow instead of encode_arrow")
     ap.add_argument("--cold", action="store_true", help="evict the CPU caches before each timed call")
     ap.add_argument("--threads", type=int, default=1,
@@ -78,6 +80,9 @@ def main() -> None:
         rows = [inputs[match[0]]]
     else:
         rows = load_corpus(a.corpus, a.max_mb, None)["rows"]
+        if a.repeat_mb:  # the rows repeated up to a column of that size (bigger outputs, same pieces)
+            size = sum(len(r.encode("utf-8")) for r in rows)
+            rows = rows * max(1, -(-int(a.repeat_mb * 1_000_000) // max(size, 1)))
     col = pa.array(rows, pa.string())
     mb = sum(len(r.encode("utf-8")) for r in rows) / 1e6
     libs = [str(Path(p).resolve()) for p in a.libs.split(",")]

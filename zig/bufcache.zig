@@ -16,8 +16,9 @@
 //! touched, or was given back already); a buffer that does not fit evicts the oldest kept ones,
 //! and one bigger than the cap keeps only its first `resident_cap` bytes (the rest goes back
 //! with MADV_DONTNEED). A plain `free` counts the whole buffer as written. Mappings are split
-//! to the size asked for, so `free` always sees the exact mapping. The lock is only ever tried:
-//! under contention the buffer is mapped or unmapped directly, as without the cache.
+//! to the size asked for, so `free` always sees the exact mapping. The lock is tried for a few
+//! microseconds (`lockBriefly`): under longer contention the buffer is mapped or unmapped
+//! directly, as without the cache.
 //!
 //! The first version counted every kept buffer as wholly resident and trimmed the newest one
 //! when the cap was reached: after the benchmark's cl100k rows, stale buffers filled the
@@ -43,11 +44,28 @@ const std = @import("std");
 const page = std.heap.page_size_min;
 /// Enough for every task buffer of a multi-thread call (tasks are ~1/16 of a thread's share).
 const slots = 64;
-pub const resident_cap: usize = 16 << 20;
+/// 32 MiB (was 16): a multi-task call recycles its task buffers only when their ids fit it
+/// together (encode.zig, CopyCtx.recycle), and with 16 a 20 MB English column on two threads
+/// (18 MB of ids) mapped, faulted, zeroed and unmapped all its task buffers on every call:
+/// 32 ran it 1.21x faster (20 MB of the 20k documents 1.13x; bench/ab_builds.py --repeat-mb 20
+/// --threads 2). The bound on the kept pages is what a process keeps between calls.
+pub const resident_cap: usize = 32 << 20;
 
 const Entry = struct { ptr: ?[*]align(page) u8 = null, len: usize = 0, resident: usize = 0, age: u64 = 0 };
 
 var lock: std.atomic.Mutex = .unlocked;
+
+/// The lock, tried for a few microseconds: the critical sections scan 64 entries, and the way
+/// around the cache (a fresh mapping and its page faults, or an unmap and its TLB shootdown on
+/// every core) costs far more. (With one try only, the tasks of a 16-thread job, which start
+/// and end together, mostly went around it.)
+fn lockBriefly() bool {
+    for (0..4096) |_| {
+        if (lock.tryLock()) return true;
+        std.atomic.spinLoopHint();
+    }
+    return false;
+}
 var cache: [slots]Entry = @splat(.{});
 var clock: u64 = 0;
 
@@ -84,7 +102,7 @@ fn alloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[*]u
 
 /// The smallest kept mapping of `want` to `2 * want` bytes, cut to `want`.
 fn take(want: usize) ?[*]u8 {
-    if (!lock.tryLock()) return null;
+    if (!lockBriefly()) return null;
     var best: ?usize = null;
     for (cache, 0..) |e, i| {
         // Not one much bigger than asked for: cutting it would waste what was kept for a
@@ -150,7 +168,7 @@ fn unmap(memory: []u8) void {
 /// Keeps the mapping, evicting the oldest kept ones while the slots or the resident budget
 /// are short.
 fn keep(p: [*]align(page) u8, len: usize, used: usize) bool {
-    if (!lock.tryLock()) return false;
+    if (!lockBriefly()) return false;
     const res = @min(used, resident_cap);
     while (true) {
         var total: usize = 0;
@@ -193,7 +211,7 @@ pub const out_allocator: std.mem.Allocator = .{ .ptr = undefined, .vtable = &out
 const out_vtable: std.mem.Allocator.VTable = .{ .alloc = outAlloc, .resize = resize, .remap = remap, .free = outFree };
 
 fn outAlloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[*]u8 {
-    if (alignment.toByteUnits() <= page and lock.tryLock()) {
+    if (alignment.toByteUnits() <= page and lockBriefly()) {
         const want = std.mem.alignForward(usize, n, page);
         const p = out_ptr;
         const len = out_len;
@@ -215,7 +233,7 @@ fn outAlloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[
 fn outFree(_: *anyopaque, memory: []u8, _: std.mem.Alignment, _: usize) void {
     const len = std.mem.alignForward(usize, memory.len, page);
     const p: [*]align(page) u8 = @alignCast(memory.ptr);
-    if (len <= out_cap and lock.tryLock()) {
+    if (len <= out_cap and lockBriefly()) {
         const old = out_ptr;
         const old_len = out_len;
         out_ptr = p;
