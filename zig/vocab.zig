@@ -284,6 +284,36 @@
 //!     cache-cold. Not kept: that copy through glibc's memcpy (rep movsb) instead of
 //!     compiler_rt's: 20k documents 1.011x, lines 0.979x (two threads, caches evicted before
 //!     each call); 4 tasks a thread instead of 16 (fewer, bigger buffers): 0.99-1.016x.
+//! - Session 10 (whole corpus files instead of bench.py's 2 MB cuts; the first 16-core runs,
+//!   on the device machine: Sapphire Rapids, 16 vCPUs under KVM; bench/bench_scaling.py):
+//!   * The budget was divided by the machine's CPUs whatever the job: a one-thread call got
+//!     16 MiB on two CPUs and 4 MiB on 16. The whole multilingual column (9.5 MB, 297k
+//!     distinct pieces, 21% of its pieces short with more than 3 tokens, so in `Big`) ran at
+//!     71 MB/s on one thread against 142-174 with ARROWTOK_CACHE_MB=64 (gigatoken 235). Now
+//!     the budget is divided by the threads of the job (`threadCap`, `Scratch.bind`): one
+//!     thread 2.15x on that column (in-process A/B), English whole files 1.06x. With a 4 MiB
+//!     floor a thread, 16 threads passed the memory check (output + 89.7 MiB); with 1 MiB,
+//!     output + 55.3 MiB (device, the final build).
+//!   * Still short on that column fully cached: with 512 MiB, 145-165 MB/s (English ~400):
+//!     ~42 ns a piece against ~11, all in lookups of tables far bigger than L2. Prefetching
+//!     the next 8 pieces' Short and Big slots in the scalar scanner's loop (where the tables
+//!     pass 128K slots): multilingual 0.967x, documents 0.947x, lines 0.972x: reverted.
+//!   * Task buffers on two threads with 20 MB columns: the 18 MB of ids passed bufcache's
+//!     16 MiB, so every task buffer was mapped, faulted, zeroed and unmapped every call
+//!     (perf: 23% of the time in the kernel, clear_page 5.7%, TLB-shootdown IPIs 1.4%).
+//!     32 MiB and a lock tried for a few microseconds instead of once: English 1.26-1.28x,
+//!     documents 1.23-1.25x; bench-sized columns 0.99-1.08x. On 16 threads, 40 MB columns:
+//!     1.045x / 1.013x (there 256 tasks pass the 64 slots; 4 tasks a thread instead of 16,
+//!     64 in all, gave 1.009x / 0.957x and put the 16-thread memory check at output + 76.5
+//!     MiB, bigger tasks keeping more ids in flight during the copy: not kept).
+//!   * Measuring scaling in one process: the one-thread calls must come from a thread of their
+//!     own. The caller of a 16-thread call runs range 0; its aging trimmed the tables its
+//!     one-thread calls over the whole column had grown: one-thread English 118-136 MB/s
+//!     that way against ~260 alone (bench.py's same-process twins and bench_scaling now use
+//!     a Python thread of their own).
+//!   * The device's own ceiling, sha256 on 16 threads at once against one after the other:
+//!     9.1-9.8x in two leases, 13.8x in a third; one-thread speeds varied as much between
+//!     leases (English 261 MB/s in one, 155 in another).
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
