@@ -2074,6 +2074,30 @@ test "shortKeyAt equals shortKey" {
     }
 }
 
+test "threadCap: the budget over the threads of the job a thread works for, at least 1 MiB" {
+    const saved = tl_share;
+    defer tl_share = saved;
+    const saved_test = test_cap.load(.monotonic);
+    defer test_cap.store(saved_test, .monotonic);
+    test_cap.store(0, .monotonic);
+    tl_share = 1;
+    const whole = threadCap();
+    try std.testing.expect(whole >= 1 << 20);
+    tl_share = 4;
+    try std.testing.expectEqual(@max(whole / 4, @as(usize, 1 << 20)), threadCap());
+    tl_share = 1 << 12;
+    try std.testing.expectEqual(@as(usize, 1 << 20), threadCap());
+    // `bind` sets the share from the job's thread count (0 counts as 1).
+    var sc = Scratch.init(std.testing.allocator);
+    defer sc.deinit();
+    const vv = try testVocab(std.testing.allocator);
+    defer vv.deinit();
+    sc.bind(vv, 0);
+    try std.testing.expectEqual(whole, threadCap());
+    sc.bind(vv, 2);
+    try std.testing.expectEqual(@max(whole / 2, @as(usize, 1 << 20)), threadCap());
+}
+
 test "Short at its budget: a clock keeps the pieces found since its last sweep" {
     const saved = test_cap.load(.monotonic);
     defer test_cap.store(saved, .monotonic);
