@@ -314,6 +314,16 @@
 //!   * The device's own ceiling, sha256 on 16 threads at once against one after the other:
 //!     9.1-9.8x in two leases, 13.8x in a third; one-thread speeds varied as much between
 //!     leases (English 261 MB/s in one, 155 in another).
+//!   * 16 threads ÷ one, count_tokens_arrow on 40 MB columns: code 7.5-9.6x, dictionary
+//!     7.0-7.8x, lines 7.5-7.7x, English 5.9-7.9x, multilingual 2.9-5.2x, documents 2.9-4.9x.
+//!     The rows with many distinct pieces scale worst, which fits the tables being per thread:
+//!     16 threads keep up to 16 copies of a column's common pieces, and the shared L3 holds
+//!     less of each (not measured directly: no counters there). ARROWTOK_CACHE_MB=64 (4 MiB a
+//!     thread) did not change the multilingual row (count 410 -> 393 MB/s) but ran the
+//!     documents 1.1-1.7x and the lines 1.1-1.9x faster on 16 threads (the 100 MB memory check
+//!     then passes 64 MiB). Next: one read-mostly table shared by the threads (published
+//!     snapshots of what the threads merged, private tables for the rest): more pieces per
+//!     byte of budget, and one copy in L3.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
