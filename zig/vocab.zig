@@ -320,10 +320,10 @@
 //!     16 threads keep up to 16 copies of a column's common pieces, and the shared L3 holds
 //!     less of each (not measured directly: no counters there). ARROWTOK_CACHE_MB=64 (4 MiB a
 //!     thread) did not change the multilingual row (count 410 -> 393 MB/s) but ran the
-//!     documents 1.1-1.7x and the lines 1.1-1.9x faster on 16 threads (the 100 MB memory check
-//!     then passes 64 MiB). Next: one read-mostly table shared by the threads (published
-//!     snapshots of what the threads merged, private tables for the rest): more pieces per
-//!     byte of budget, and one copy in L3.
+//!     documents 1.1-1.7x and the lines 1.1-1.9x faster on 16 threads (but puts the 100 MB
+//!     memory check over output + 64 MiB there). Next: one read-mostly table shared by the
+//!     threads (published snapshots of what the threads merged, private tables for the rest):
+//!     more pieces per byte of budget, and one copy in L3.
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
@@ -1428,12 +1428,12 @@ var test_cap: std.atomic.Value(usize) = .init(0);
 
 /// Cap of one thread's tables: ARROWTOK_CACHE_MB (default 32) MiB over the threads of the job
 /// it works for (at least 1 MiB), so a job on every core stays near the total and a one-thread
-/// job has it all. (A floor of 4 MiB a thread put the 100 MB memory check on 16 threads at
-/// output + 89.7 MiB, over the issue's 64.) (It used to be the total over the machine's CPUs whatever the job: on 16
-/// CPUs a one-thread call got 4 MiB, on two 16, and the 9.5 MB multilingual column, 297k
-/// distinct pieces, ran at 71 MB/s instead of 142-174 with all 32.) A thread's tables over a
-/// smaller cap later (a one-thread call, then one on every core) do not grow; aging and the
-/// clocks shrink what they hold.
+/// job has it all. It used to be the total over the machine's CPUs whatever the job: a
+/// one-thread call got 16 MiB on two CPUs and 4 MiB on 16, and the 9.5 MB multilingual column
+/// (297k distinct pieces) ran at 71 MB/s on one thread instead of 142-174. A floor of 4 MiB a
+/// thread put the 100 MB memory check on 16 threads at output + 89.7 MiB, over the issue's 64.
+/// Tables that outgrew a later, smaller cap (a one-thread call, then one on every core) keep
+/// their memory: they stop growing, and their clocks and aging choose what stays in it.
 fn threadCap() usize {
     if (builtin.is_test) {
         const t = test_cap.load(.monotonic);
