@@ -68,7 +68,7 @@ def main() -> None:
 
     import numpy as np
     import pyarrow as pa
-    from bench import load_corpus
+    from bench import load_corpus, repeat_rows
 
     if a.corpus.startswith("pathological:"):
         from bench import pathological_inputs
@@ -80,9 +80,8 @@ def main() -> None:
         rows = [inputs[match[0]]]
     else:
         rows = load_corpus(a.corpus, a.max_mb, None)["rows"]
-        if a.repeat_mb:  # the rows repeated up to a column of that size (bigger outputs, same pieces)
-            size = sum(len(r.encode("utf-8")) for r in rows)
-            rows = rows * max(1, -(-int(a.repeat_mb * 1_000_000) // max(size, 1)))
+        if a.repeat_mb:
+            rows = repeat_rows(rows, a.repeat_mb)
     col = pa.array(rows, pa.string())
     mb = sum(len(r.encode("utf-8")) for r in rows) / 1e6
     libs = [str(Path(p).resolve()) for p in a.libs.split(",")]

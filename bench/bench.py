@@ -171,6 +171,13 @@ def utf8_len(texts: list[str]) -> int:
     return sum(len(t.encode("utf-8")) for t in texts)
 
 
+def repeat_rows(rows: list[str], mb: float) -> list[str]:
+    """`rows` repeated (whole) until they hold at least `mb` MB of UTF-8: a bigger column with the
+    same pieces."""
+    size = utf8_len(rows)
+    return rows * max(1, -(-int(mb * 1_000_000) // max(size, 1)))
+
+
 # ---------------------------------------------------------------------------------------------
 # Exactness
 # ---------------------------------------------------------------------------------------------
@@ -576,21 +583,28 @@ def run_sub(kind: str, cfg: dict, threads: int, timeout: float | None = None) ->
         return json.loads(out_path.read_text())
 
 
-def cpu_probe(threads: int, mb: int = 24, repeats: int = 3) -> float:
-    """How much parallel CPU this machine gives right now: time of `threads` sha256 passes one after
-    the other ÷ time of the same passes on `threads` threads at once (hashlib releases the GIL for
-    big buffers). 2.0 on an idle 2-core machine; ~1.0 when other work holds the other core."""
+def cpu_probe(threads: int, size: int = 24_000_000, passes: int = 1, repeats: int = 3) -> float:
+    """How much parallel CPU this machine gives right now: time of `threads` sha256 workloads one
+    after the other ÷ time of the same workloads on `threads` threads at once (hashlib releases the
+    GIL for big buffers). A workload hashes a `size`-byte buffer `passes` times (a small buffer
+    hashed many times stays in each core's L2). 2.0 on an idle 2-core machine; ~1.0 when other
+    work holds the other core."""
     import hashlib
     import threading
 
-    data = os.urandom(mb * 1_000_000)
+    data = os.urandom(size)
+
+    def work():
+        for _ in range(passes):
+            hashlib.sha256(data).digest()
+
     seq, par = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(threads):
-            hashlib.sha256(data).digest()
+            work()
         seq.append(time.perf_counter() - t0)
-        ts = [threading.Thread(target=lambda: hashlib.sha256(data).digest()) for _ in range(threads)]
+        ts = [threading.Thread(target=work) for _ in range(threads)]
         t0 = time.perf_counter()
         for t in ts:
             t.start()

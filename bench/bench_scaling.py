@@ -22,11 +22,9 @@ thread count.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,44 +36,15 @@ sys.path.insert(0, str(HERE))
 import bench as B  # noqa: E402
 
 
-def probe(threads: int, size: int, passes: int, repeats: int = 3) -> float:
-    data = os.urandom(size)
-
-    def work():
-        for _ in range(passes):
-            hashlib.sha256(data).digest()
-
-    seq, par = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(threads):
-            work()
-        seq.append(time.perf_counter() - t0)
-        ts = [threading.Thread(target=work) for _ in range(threads)]
-        t0 = time.perf_counter()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        par.append(time.perf_counter() - t0)
-    return statistics.median(seq) / statistics.median(par)
-
-
-def timed(fn, col, t):
-    t0 = time.perf_counter()
-    r = fn(col, threads=t)
-    dt = time.perf_counter() - t0
-    del r
-    return dt
+def timed(fn, col, t) -> float:
+    return B._timed(lambda: fn(col, threads=t), collect=False)
 
 
 def column(name: str, mb: float):
     import pyarrow as pa
 
-    rows = B.load_corpus(name, None, None)["rows"]
-    size = B.utf8_len(rows)
-    reps = max(1, -(-int(mb * 1_000_000) // max(size, 1)))
-    return pa.array(rows * reps, pa.string()), size * reps
+    rows = B.repeat_rows(B.load_corpus(name, None, None)["rows"], mb)
+    return pa.array(rows, pa.string()), B.utf8_len(rows)
 
 
 def main(argv=None) -> int:
@@ -104,8 +73,8 @@ def main(argv=None) -> int:
         print(s, flush=True)
         lines.append(s)
 
-    p_mem = probe(top, 24_000_000, 1)
-    p_l2 = probe(top, 256 << 10, 96)
+    p_mem = B.cpu_probe(top)
+    p_l2 = B.cpu_probe(top, size=256 << 10, passes=96)
     say(f"# arrowtok thread scaling: {B.machine()['cpu']}, {cpus} CPUs usable, arrowtok "
         f"{arrowtok.__version__}, library {Path(arrowtok._native.lib._name).name}")
     say()

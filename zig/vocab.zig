@@ -2146,21 +2146,27 @@ test "Short at its budget: a clock keeps the pieces found since its last sweep" 
     var next: usize = cap + 100;
     while (t.refused != 0) : (next += 1) Piece.put(&t, &name, next);
     try std.testing.expectEqual(cap, t.count);
-    // Every third piece is found again; the next sweep keeps those (and a new piece gets in).
+    try expectSweepKeepsFound(Piece, &t, &name, cap, next, 1000);
+}
+
+/// The next sweep of a full clock table (`Short` or `Big`) of `cap` pieces numbered from 0,
+/// after its first sweep, whose next new piece is `next`: with every third piece found again,
+/// the sweep keeps those and lets one new piece in; the freed slots then take `n_new` more,
+/// found like the kept ones. `Piece` puts and finds numbered pieces through `buf`.
+fn expectSweepKeepsFound(comptime Piece: type, t: anytype, buf: anytype, cap: usize, next: usize, n_new: usize) !void {
     for (0..cap) |i| {
-        if (i % 3 == 0) try std.testing.expect(try Piece.found(&t, &name, i));
+        if (i % 3 == 0) try std.testing.expect(try Piece.found(t, buf, i));
     }
-    const before = next;
-    while (t.count == cap and next < before + 4 * cap) : (next += 1) Piece.put(&t, &name, next);
+    var end = next;
+    while (t.count == cap and end < next + 4 * cap) : (end += 1) Piece.put(t, buf, end);
     const kept = (cap + 2) / 3;
     try std.testing.expectEqual(kept + 1, t.count);
-    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(&t, &name, i));
-    for (before..next - 1) |i| try std.testing.expect(!try Piece.found(&t, &name, i));
-    try std.testing.expect(try Piece.found(&t, &name, next - 1));
-    // The freed slots take new pieces, found like the old ones.
-    for (next..next + 1000) |i| Piece.put(&t, &name, i);
-    for (next..next + 1000) |i| try std.testing.expect(try Piece.found(&t, &name, i));
-    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(&t, &name, i));
+    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(t, buf, i));
+    for (next..end - 1) |i| try std.testing.expect(!try Piece.found(t, buf, i));
+    try std.testing.expect(try Piece.found(t, buf, end - 1));
+    for (end..end + n_new) |i| Piece.put(t, buf, i);
+    for (end..end + n_new) |i| try std.testing.expect(try Piece.found(t, buf, i));
+    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(t, buf, i));
 }
 
 test "Short: lookups move pieces to their home slots and every piece stays found" {
@@ -2363,19 +2369,8 @@ test "Big at its budget: a clock keeps the pieces found since its last sweep" {
     // half), so nothing goes.
     while (b.refused != 0 or b.count < cap) : (next += 1) Piece.put(&b, &buf, next);
     try std.testing.expectEqual(cap, b.count);
-    for (0..cap) |i| {
-        if (i % 3 == 0) try std.testing.expect(try Piece.found(&b, &buf, i));
-    }
-    const before = next;
-    while (b.count == cap and next < before + 4 * cap) : (next += 1) Piece.put(&b, &buf, next);
-    const kept = (cap + 2) / 3;
-    try std.testing.expectEqual(kept + 1, b.count);
-    try std.testing.expectEqual(slots, b.slots.len); // memory kept for the next pieces
-    for (0..cap) |i| try std.testing.expectEqual(i % 3 == 0, try Piece.found(&b, &buf, i));
-    for (before..next - 1) |i| try std.testing.expect(!try Piece.found(&b, &buf, i));
-    try std.testing.expect(try Piece.found(&b, &buf, next - 1));
-    for (next..next + 500) |i| Piece.put(&b, &buf, i);
-    for (next..next + 500) |i| try std.testing.expect(try Piece.found(&b, &buf, i));
+    try expectSweepKeepsFound(Piece, &b, &buf, cap, next, 500);
+    try std.testing.expectEqual(slots, b.slots.len); // compacted in place: memory kept
 }
 
 test "piece caches age: once the text moves on, the tables keep only the new text's pieces" {
