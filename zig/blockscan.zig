@@ -188,11 +188,18 @@ const scan_cap = 64;
 /// The U+2010..U+2027 punctuation that blocks classify in place does not count (English
 /// dialogue rows, a third of whose bytes can be curly quotes, went to the scalar scanner).
 pub fn worthBlocks(text: []const u8) bool {
-    var hi: usize = 0;
+    // Non-ASCII bytes first (one compare a chunk); the U+2010..U+2027 correction only when
+    // they are too many without it.
+    var raw: usize = 0;
     var i: usize = 0;
-    while (i + 64 <= text.len) : (i += 64) hi += foreignBytes(text[i..][0..64].*);
+    while (i + 64 <= text.len) : (i += 64) raw += @popCount(bits(@as(V, text[i..][0..64].*) >= sp(0x80)));
     var last: [64]u8 = @splat(0);
     @memcpy(last[0 .. text.len - i], text[i..]);
+    raw += @popCount(bits(@as(V, last) >= sp(0x80)));
+    if (raw * 16 <= text.len) return true;
+    var hi: usize = 0;
+    i = 0;
+    while (i + 64 <= text.len) : (i += 64) hi += foreignBytes(text[i..][0..64].*);
     hi += foreignBytes(last);
     return hi * 16 <= text.len;
 }
@@ -242,6 +249,24 @@ inline fn byteAtFor(comptime pat: Pat, text: []const u8, i: usize) u8 {
     if (c < 0x80) return c;
     const s = standInFor(pat, text, i);
     return if (s == 0) 'x' else s; // a letter either way; only its case could matter, and only past the block
+}
+
+/// Apostrophes of a block that begin a contraction `'(s|t|re|ve|m|ll|d)` (any case; `cf`), and
+/// the positions followed by one of s, d, m, t (`nC1`: a two-byte contraction there).
+const Contr = struct { cf: u64 = 0, nC1: u64 = 0 };
+
+fn contractions(v: V, Q: u64, a1: One, a2: One) Contr {
+    const lo = v | sp(0x20);
+    const C1 = bits(lo == sp('s')) | bits(lo == sp('d')) | bits(lo == sp('m')) | bits(lo == sp('t'));
+    const CL = bits(lo == sp('l'));
+    const CVR = bits(lo == sp('v')) | bits(lo == sp('r'));
+    const CE = bits(lo == sp('e'));
+    const nC1 = (C1 >> 1) | (a1.C1 << 63);
+    const nCL = (CL >> 1) | (a1.CL << 63);
+    const nCVR = (CVR >> 1) | (a1.CVR << 63);
+    const n2CL = (CL >> 2) | (a1.CL << 62) | (a2.CL << 63);
+    const n2CE = (CE >> 2) | (a1.CE << 62) | (a2.CE << 63);
+    return .{ .cf = Q & (nC1 | (nCL & n2CL) | (nCVR & n2CE)), .nC1 = nC1 };
 }
 
 pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
@@ -294,7 +319,6 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
         after2 = if (text[b + 64] < 0x80) byteAtFor(pat, text, b + 65) else 0x80;
     }
 
-    const lo = v | sp(0x20);
     const UP = bits((v -% sp('A')) < sp(26));
     const LW = bits((v -% sp('a')) < sp(26));
     const L = UP | LW;
@@ -309,10 +333,6 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
     const P = ~(L | N | W | HI);
     const Q = bits(v == sp('\''));
     const SL = if (pat == .o200k) early(bits(v == sp('/'))) else 0;
-    const C1 = bits(lo == sp('s')) | bits(lo == sp('d')) | bits(lo == sp('m')) | bits(lo == sp('t'));
-    const CL = bits(lo == sp('l'));
-    const CVR = bits(lo == sp('v')) | bits(lo == sp('r'));
-    const CE = bits(lo == sp('e'));
 
     // Nothing before the block is looked at: bit 0 starts a piece, and given that, no rule for
     // a later position depends on what precedes it (the Zig tests check this from every start).
@@ -328,11 +348,9 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
     const pR = R << 1;
     const nNL = (NL >> 1) | (a1.NL << 63);
     const nW = (W >> 1) | ((a1.SP | a1.OW | a1.NL) << 63);
-    const nC1 = (C1 >> 1) | (a1.C1 << 63);
-    const nCL = (CL >> 1) | (a1.CL << 63);
-    const nCVR = (CVR >> 1) | (a1.CVR << 63);
-    const n2CL = (CL >> 2) | (a1.CL << 62) | (a2.CL << 63);
-    const n2CE = (CE >> 2) | (a1.CE << 62) | (a2.CE << 63);
+    // The contraction letters matter only right after an apostrophe, which most blocks lack.
+    const ct: Contr = if (Q == 0) .{} else contractions(v, Q, a1, a2);
+    const nC1 = ct.nC1;
 
     // Whitespace that reaches past the decided positions: look further, or decide less.
     var decided = upTo(top);
@@ -383,12 +401,12 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
     const ws_first = E & ~pE;
     // After the run's last newline: the spaces that follow it, unless another newline follows them.
     const seedF = (R & nNL) | ((R >> 63 & f_top) << 63);
-    const F = rev64(fillUp(rev64(R), rev64(seedF)));
+    const F = if (seedF == 0) 0 else rev64(fillUp(rev64(R), rev64(seedF)));
     const after_nl = R & pNL & ~F;
     // `\s+(?!\S)`: the last of two or more spaces before a non-space.
     var last_space = R & pR & ~nW;
     // A contraction `'(s|t|re|ve|m|ll|d)` (any case) follows.
-    const cf = Q & (nC1 | (nCL & n2CL) | (nCVR & n2CE));
+    const cf = ct.cf;
     var p_first: u64 = undefined;
     var l_first: u64 = undefined;
     if (pat == .cl100k) {
@@ -417,7 +435,7 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, b: usize) Starts {
     // phase (run start mod 3): fill each run from its start and keep the positions of its phase.
     const run_starts = N & (~pN | 1);
     const m0: u64 = 0x9249249249249249; // positions 0, 3, 6, ... 63
-    const marks = (fillUp(N, run_starts & m0) & m0) |
+    const marks = if (N == 0) 0 else (fillUp(N, run_starts & m0) & m0) |
         (fillUp(N, run_starts & (m0 << 1)) & (m0 << 1)) |
         (fillUp(N, run_starts & (m0 << 2)) & (m0 << 2));
 

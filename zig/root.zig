@@ -14,6 +14,8 @@ const Vocab = vocab_mod.Vocab;
 const Status = enc.Status;
 
 const gpa = std.heap.c_allocator;
+/// The vocabulary's tables: big ones on huge pages (hugealloc.zig).
+const vocab_gpa = @import("hugealloc.zig").allocator;
 
 comptime {
     _ = pretok; // pretok.zig exports at_pretokenize (tests)
@@ -39,7 +41,7 @@ export fn at_vocab_load_tiktoken(data: ?[*]const u8, len: usize, pattern: u32, o
     if (pattern > 1) return @intFromEnum(Status.invalid_argument);
     const d = data orelse return @intFromEnum(Status.invalid_argument);
     const pat: pretok.Pattern = @enumFromInt(@as(u8, @intCast(pattern)));
-    const v = vocab_mod.loadTiktoken(gpa, pat, d[0..len], bad_line) catch |e| return switch (e) {
+    const v = vocab_mod.loadTiktoken(vocab_gpa, pat, d[0..len], bad_line) catch |e| return switch (e) {
         error.OutOfMemory => @intFromEnum(Status.out_of_memory),
         else => @intFromEnum(Status.bad_vocab),
     };
@@ -64,7 +66,7 @@ export fn at_vocab_load_merges(data: ?[*]const u8, offs: ?[*]const u32, ids: ?[*
     const i = ids orelse return @intFromEnum(Status.invalid_argument);
     if (!enc.Specials.offsetsOk(o[0 .. n + 1])) return @intFromEnum(Status.invalid_argument);
     const m: []const [2]u32 = if (n_merges == 0) &.{} else @ptrCast((merges orelse return @intFromEnum(Status.invalid_argument))[0 .. 2 * n_merges]);
-    const v = vocab_mod.loadMerges(gpa, pat, d[0..o[n]], o[0 .. n + 1], i[0..n], m, flags & 1 != 0, bad) catch |e| return switch (e) {
+    const v = vocab_mod.loadMerges(vocab_gpa, pat, d[0..o[n]], o[0 .. n + 1], i[0..n], m, flags & 1 != 0, bad) catch |e| return switch (e) {
         error.OutOfMemory => @intFromEnum(Status.out_of_memory),
         error.TooLarge => @intFromEnum(Status.too_large),
         else => @intFromEnum(Status.bad_vocab),
@@ -273,5 +275,6 @@ test {
     _ = vocab_mod;
     _ = blockscan;
     _ = @import("bufcache.zig");
+    _ = @import("hugealloc.zig");
     _ = @import("longpar.zig");
 }

@@ -914,6 +914,9 @@ const PieceCache = struct {
 
 const huge_page = 2 << 20;
 
+/// `Big`'s slots and arena: on huge pages once they pass 1 MiB.
+const big_gpa = @import("hugealloc.zig").allocator;
+
 /// Whether a table of `slots` slots with `count` entries, `live` of them used in the last aging
 /// window, is rebuilt with only those (into `fit` slots): when a quarter of it went unused, or
 /// an eighth did and the table is a quarter bigger than the used entries need (it grew while
@@ -1488,8 +1491,8 @@ const Big = struct {
 
     fn release(b: *Big) void {
         tl_held -= b.bytesHeld();
-        std.heap.c_allocator.free(b.slots);
-        std.heap.c_allocator.free(b.arena);
+        big_gpa.free(b.slots);
+        big_gpa.free(b.arena);
         const m = b.marking;
         b.* = .{};
         b.marking = m;
@@ -1531,7 +1534,7 @@ const Big = struct {
     /// size they need (else at its size: the clock's sweep at the budget refills it). No second
     /// copy of the table, so it works at the budget too.
     fn compact(b: *Big, shrink: bool) void {
-        const gpa = std.heap.c_allocator;
+        const gpa = big_gpa;
         var w_at: usize = 0;
         var kept: usize = 0;
         var o: usize = 0;
@@ -1652,7 +1655,7 @@ const Big = struct {
         const new_words = if (words > b.arena.len) @max(words, b.arena.len * 2, min_words) else b.arena.len;
         const add = (n_slots - b.slots.len) * 8 + (new_words - b.arena.len) * 4;
         if (tl_held + add > threadCap()) return false;
-        const gpa = std.heap.c_allocator;
+        const gpa = big_gpa;
         if (new_words != b.arena.len) {
             const na = gpa.realloc(b.arena, new_words) catch return false;
             tl_held += (new_words - b.arena.len) * 4;
