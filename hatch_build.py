@@ -1,10 +1,11 @@
 """Build hook: compile zig/root.zig into arrowtok/libarrowtok.so with the pinned ziglang.
 
 `zig build-lib` is used rather than `zig build` (no 90 s build-runner compile on a cold cache).
-On x86-64 two libraries are built from the same source: `libarrowtok.so` for the portable
-x86-64-v2 baseline and `libarrowtok_v3.so` for x86-64-v3 (AVX2, BMI2: 32-byte vectors in the
-scanners and UTF-8 checks); arrowtok/_native.py picks one at import from the CPU's flags
-(runtime dispatch; ARROWTOK_CPU=baseline forces the baseline).
+On x86-64 three libraries are built from the same source: `libarrowtok.so` for the portable
+x86-64-v2 baseline, `libarrowtok_v3.so` for x86-64-v3 (AVX2, BMI2: 32-byte vectors in the
+scanners and UTF-8 checks) and `libarrowtok_v4.so` for x86-64-v4 (AVX-512: the block scanner's
+64-byte compares straight into mask registers); arrowtok/_native.py picks one at import from the
+CPU's flags (runtime dispatch; ARROWTOK_CPU=baseline or v3 forces that build).
 ARROWTOK_ZIG_CPU overrides the baseline CPU; ARROWTOK_ZIG_OPT the mode (default ReleaseFast;
 ReleaseSafe turns Zig's safety checks on for the sanitizer-style test run).
 """
@@ -44,10 +45,11 @@ def build_library(root: Path, out: Path, cpu: str | None = None) -> None:
 
 
 def variants(folder: Path) -> list[tuple[Path, str | None]]:
-    """(library path, cpu) pairs to build: the baseline, plus x86-64-v3 on x86-64."""
+    """(library path, cpu) pairs to build: the baseline, plus x86-64-v3 and -v4 on x86-64."""
     out = [(folder / "libarrowtok.so", None)]
     if zig_target()[0].startswith("x86_64") and not os.environ.get("ARROWTOK_ZIG_CPU"):
         out.append((folder / "libarrowtok_v3.so", "x86_64_v3"))
+        out.append((folder / "libarrowtok_v4.so", "x86_64_v4"))
     return out
 
 

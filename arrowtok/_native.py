@@ -117,6 +117,8 @@ ABI_VERSION = 3
 
 # x86-64-v3 = AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT, MOVBE (plus v2's SSE4.2, POPCNT).
 _V3_FLAGS = {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "sse4_2", "popcnt"}
+# x86-64-v4 = v3 plus AVX-512 F, BW, CD, DQ, VL.
+_V4_FLAGS = _V3_FLAGS | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
 
 
 def _cpu_flags() -> set[str]:
@@ -131,15 +133,22 @@ def _cpu_flags() -> set[str]:
 
 
 def _find_library() -> Path:
-    """The library to load: ARROWTOK_LIB if set; else the x86-64-v3 build when this CPU has all
-    v3 features (runtime dispatch), else the portable baseline. ARROWTOK_CPU=baseline forces it."""
+    """The library to load: ARROWTOK_LIB if set; else the newest build whose features this CPU
+    has all of (runtime dispatch: x86-64-v4, then -v3, then the portable baseline).
+    ARROWTOK_CPU=v3 or baseline caps the choice there (auto or v4: no cap)."""
     env = os.environ.get("ARROWTOK_LIB")
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
-    v3 = here / "libarrowtok_v3.so"
-    if os.environ.get("ARROWTOK_CPU", "auto") != "baseline" and v3.exists() and _V3_FLAGS <= _cpu_flags():
-        return v3
+    cap = os.environ.get("ARROWTOK_CPU", "auto")
+    if cap not in ("auto", "v4", "v3", "baseline"):
+        raise ImportError(f"arrowtok: ARROWTOK_CPU={cap!r}: expected auto, v4, v3 or baseline")
+    flags = _cpu_flags()
+    for name, need, allowed in (("libarrowtok_v4.so", _V4_FLAGS, cap in ("auto", "v4")),
+                                ("libarrowtok_v3.so", _V3_FLAGS, cap in ("auto", "v4", "v3"))):
+        lib = here / name
+        if allowed and lib.exists() and need <= flags:
+            return lib
     return here / "libarrowtok.so"
 
 

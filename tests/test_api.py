@@ -153,8 +153,9 @@ def test_missing_vocab_and_tiktoken_cache(tmp_path, monkeypatch):
 
 
 def test_runtime_dispatch_variants_agree(tmp_path):
-    """The x86-64-v3 build (chosen at import on CPUs that have AVX2/BMI2) and the portable
-    baseline give identical ids; ARROWTOK_CPU=baseline forces the baseline."""
+    """The x86-64-v4 and -v3 builds (chosen at import on CPUs that have AVX-512 / AVX2 and BMI2)
+    and the portable baseline give identical ids; ARROWTOK_CPU=v3 / baseline caps the choice,
+    and an unknown value is refused."""
     import os
     import subprocess
     import sys
@@ -164,6 +165,7 @@ def test_runtime_dispatch_variants_agree(tmp_path):
     lib_dir = _native.LIB_PATH.parent
     if not (lib_dir / "libarrowtok_v3.so").exists():
         pytest.skip("no x86-64-v3 build on this platform")
+    flags = _native._cpu_flags()
     script = (
         "import sys, arrowtok, arrowtok._native as N, pyarrow as pa\n"
         "sys.path.insert(0, sys.argv[1])\n"
@@ -177,11 +179,18 @@ def test_runtime_dispatch_variants_agree(tmp_path):
     )
     tests_dir = str(os.path.dirname(__file__))
     res = {}
-    for mode in ("auto", "baseline"):
+    for mode in ("auto", "v3", "baseline", "v5"):
         env = dict(os.environ, ARROWTOK_CPU=mode)
         env.pop("ARROWTOK_LIB", None)
         r = subprocess.run([sys.executable, "-c", script, tests_dir], env=env, capture_output=True, text=True, timeout=600)
+        if mode == "v5":
+            assert r.returncode != 0 and "ARROWTOK_CPU='v5'" in r.stderr
+            continue
         assert r.returncode == 0, r.stderr
         res[mode] = r.stdout.split()
     assert res["baseline"][0] == "x86_64_v2"
-    assert res["auto"][1] == res["baseline"][1]
+    if _native._V3_FLAGS <= flags:
+        assert res["v3"][0] == "x86_64_v3"
+    if _native._V4_FLAGS <= flags:
+        assert res["auto"][0] == "x86_64_v4"
+    assert res["auto"][1] == res["v3"][1] == res["baseline"][1]
