@@ -110,7 +110,9 @@ pub const Sink = struct {
     }
 };
 
-fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
+/// `count`: sink.count_only, as a compile-time branch (counting writes no ids for pieces found
+/// in the short table and reads no byte table for one-byte pieces).
+fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
     // One capacity check per segment (tokens <= bytes), then pieces write straight into the
     // buffer; in count mode every piece reuses the start of it.
     try reserve(sink, seg.len);
@@ -131,7 +133,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
             var m = r.mask & ~@as(u64, 1);
             while (m != 0) : (m &= m - 1) {
                 const end = b + @ctz(m);
-                w += try emitPiece(v, seg, pos, end, dst[w..limit], scratch, sink);
+                w += try emitPiece(count, v, seg, pos, end, dst[w..limit], scratch, sink);
                 pos = end;
             }
             if (r.cut or pos == b) {
@@ -145,7 +147,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
                 } else stretch = 32;
                 while (pos < seg.len) {
                     const end = pretok.nextPieceEnd(pat, seg, pos);
-                    w += try emitPiece(v, seg, pos, end, dst[w..limit], scratch, sink);
+                    w += try emitPiece(count, v, seg, pos, end, dst[w..limit], scratch, sink);
                     pos = end;
                     if (pos >= stop) break;
                 }
@@ -154,7 +156,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, v: *const Vocab, seg: []cons
     } else {
         while (pos < seg.len) {
             const end = pretok.nextPieceEnd(pat, seg, pos);
-            w += try emitPiece(v, seg, pos, end, dst[w..limit], scratch, sink);
+            w += try emitPiece(count, v, seg, pos, end, dst[w..limit], scratch, sink);
             pos = end;
         }
     }
@@ -166,21 +168,24 @@ const use_blocks = true;
 
 /// Encodes the piece seg[pos..end] into `out`; returns how far the output advances (0 in count
 /// mode) and counts the tokens.
-inline fn emitPiece(v: *const Vocab, seg: []const u8, pos: usize, end: usize, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
+inline fn emitPiece(comptime count: bool, v: *const Vocab, seg: []const u8, pos: usize, end: usize, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
     const piece = seg[pos..end];
     const n = switch (piece.len) {
         1 => blk: {
-            out[0] = v.byte_rank[piece[0]];
+            if (!count) out[0] = v.byte_rank[piece[0]];
             break :blk 1;
         },
-        2...16 => try vocab_mod.encodePieceShort(v, piece, if (pos + 16 <= seg.len)
-            vocab_mod.shortKeyAt(seg, pos, piece.len)
-        else
-            vocab_mod.shortKey(piece), out, scratch),
+        2...16 => blk: {
+            const key = if (pos + 16 <= seg.len) vocab_mod.shortKeyAt(seg, pos, piece.len) else vocab_mod.shortKey(piece);
+            break :blk if (count)
+                try vocab_mod.countPieceShort(v, piece, key, out, scratch)
+            else
+                try vocab_mod.encodePieceShort(v, piece, key, out, scratch);
+        },
         else => try vocab_mod.encodePieceLong(v, piece, out, scratch),
     };
     sink.count += n;
-    return if (sink.count_only) 0 else n;
+    return if (count) 0 else n;
 }
 
 inline fn reserve(sink: *Sink, n: usize) !void {
@@ -191,7 +196,10 @@ inline fn reserve(sink: *Sink, n: usize) !void {
 pub fn encodeOrdinary(v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
     if (seg.len == 0) return;
     switch (v.pattern) {
-        inline else => |pat| try encodeOrdinaryWith(pat, v, seg, sink, scratch),
+        inline else => |pat| if (sink.count_only)
+            try encodeOrdinaryWith(pat, true, v, seg, sink, scratch)
+        else
+            try encodeOrdinaryWith(pat, false, v, seg, sink, scratch),
     }
 }
 

@@ -1158,6 +1158,11 @@ const Short = struct {
     }
 
     inline fn get(t: *Short, key: ShortKey, len: usize, out: []u32) ?usize {
+        return t.find(key, len, out, true);
+    }
+
+    /// `get` that writes no ids when `write` is false (counting: only how many).
+    inline fn find(t: *Short, key: ShortKey, len: usize, out: []u32, comptime write: bool) ?usize {
         const n = t.entries.len;
         if (n == 0) return null;
         const h0 = home(key.h, n);
@@ -1171,6 +1176,7 @@ const Short = struct {
                 if (i != h0) t.moveHome(i, h0);
                 if (t.marking) t.mark(h0);
                 const c: usize = @intCast((v >> 5) & 3);
+                if (!write) return c;
                 if (out.len >= 3) { // ids past c are 0; the caller keeps c of them
                     out[0] = @intCast((v >> 7) & id_mask);
                     out[1] = @intCast((v >> (7 + id_bits)) & id_mask);
@@ -1379,8 +1385,18 @@ pub inline fn shortKey(piece: []const u8) ShortKey {
 
 /// A piece of 2..16 bytes with its key from `shortKey`.
 pub inline fn encodePieceShort(v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    return shortPiece(v, piece, key, out, scratch, true);
+}
+
+/// `encodePieceShort` for counting: the same lookups and table upkeep, but a piece found in
+/// `Short` writes no ids (`out` is scratch room for the other paths).
+pub inline fn countPieceShort(v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    return shortPiece(v, piece, key, out, scratch, false);
+}
+
+inline fn shortPiece(v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch, comptime write: bool) error{OutOfMemory}!usize {
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
-    if (cache.short.get(key, piece.len, out)) |n| return n;
+    if (cache.short.find(key, piece.len, out, write)) |n| return n;
     return shortMiss(v, cache, piece, key, out, scratch);
 }
 
