@@ -324,6 +324,18 @@
 //!     memory check over output + 64 MiB there). Next: one read-mostly table shared by the
 //!     threads (published snapshots of what the threads merged, private tables for the rest):
 //!     more pieces per byte of budget, and one copy in L3.
+//! - Session 11 (in-process A/B, one thread, `bench/ab_builds.py --cold`, 15 rounds):
+//!   * count_tokens_arrow has an encode loop of its own (the count_only flag a compile-time
+//!     parameter): a piece found in `Short` writes no ids, a one-byte piece reads no byte
+//!     table. count: English 1.123x / 1.108x (cl100k / o200k), code 1.135x / 1.128x, docs
+//!     1.064x / 1.069x, dictionary 1.070x / 1.130x; encode unchanged.
+//!   * The vocabulary's tables (pair table 4 / 8 MB, token table, long-piece records, trie,
+//!     Bloom filter) and `Big` on transparent huge pages (hugealloc.zig; `Short` already was):
+//!     random-letter word 1.025x (cl100k and o200k), CJK 1.00x, corpus stream and columns
+//!     +-2% (noise). The process's RSS grows by ~5 MB (tables rounded to 2 MiB).
+//!   * The task→output copy of a two-thread encode is not what costs it the 5-20% against
+//!     count: half the copy skipped (wrong ids, timing only) changed nothing measurable on the
+//!     English column, cold, within this machine's noise (a neighbour held 0.3-0.5 of a CPU).
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
