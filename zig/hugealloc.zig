@@ -5,8 +5,10 @@
 //! `resize` need no header.
 //!
 //! Used for the vocabulary's tables (pair table, token table, the long-piece encoder's records,
-//! trie and Bloom filter: 20-35 MB per vocabulary) and the piece cache's `Big` table: random
-//! probes over tens of MB of 4 KiB pages miss the TLB (the second-level TLB maps ~12 MB).
+//! trie and Bloom filter: 20-35 MB per vocabulary): random probes over tens of MB of 4 KiB
+//! pages miss the TLB (the second-level TLB maps ~12 MB). Not for the per-thread piece tables
+//! that grow within a memory budget: a huge page faults in 2 MiB at once, past what the
+//! budget counts.
 //! Performance notes: see vocab.zig ("Session 11").
 const std = @import("std");
 const linux = std.os.linux;

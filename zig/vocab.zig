@@ -330,9 +330,12 @@
 //!     table. count: English 1.123x / 1.108x (cl100k / o200k), code 1.135x / 1.128x, docs
 //!     1.064x / 1.069x, dictionary 1.070x / 1.130x; encode unchanged.
 //!   * The vocabulary's tables (pair table 4 / 8 MB, token table, long-piece records, trie,
-//!     Bloom filter) and `Big` on transparent huge pages (hugealloc.zig; `Short` already was):
+//!     Bloom filter) on transparent huge pages (hugealloc.zig; `Short` already was):
 //!     random-letter word 1.025x (cl100k and o200k), CJK 1.00x, corpus stream and columns
-//!     +-2% (noise). The process's RSS grows by ~5 MB (tables rounded to 2 MiB).
+//!     +-2% (noise). The process's RSS grows by ~5 MB (tables rounded to 2 MiB). `Big` on huge
+//!     pages too: no gain (+-2%, o200k multilingual whole 1.048x once), and the 100 MB memory
+//!     check on 16 threads rose from output + 57.2 to + 66.6 MiB (each thread's arena and
+//!     slots faulted in 2 MiB at a time, past what the budget counts): reverted.
 //!   * The task→output copy of a two-thread encode is not what costs it the 5-20% against
 //!     count: half the copy skipped (wrong ids, timing only) changed nothing measurable on the
 //!     English column, cold, within this machine's noise (a neighbour held 0.3-0.5 of a CPU).
@@ -926,8 +929,6 @@ const PieceCache = struct {
 
 const huge_page = 2 << 20;
 
-/// `Big`'s slots and arena: on huge pages once they pass 1 MiB.
-const big_gpa = @import("hugealloc.zig").allocator;
 
 /// Whether a table of `slots` slots with `count` entries, `live` of them used in the last aging
 /// window, is rebuilt with only those (into `fit` slots): when a quarter of it went unused, or
@@ -1519,8 +1520,8 @@ const Big = struct {
 
     fn release(b: *Big) void {
         tl_held -= b.bytesHeld();
-        big_gpa.free(b.slots);
-        big_gpa.free(b.arena);
+        std.heap.c_allocator.free(b.slots);
+        std.heap.c_allocator.free(b.arena);
         const m = b.marking;
         b.* = .{};
         b.marking = m;
@@ -1562,7 +1563,7 @@ const Big = struct {
     /// size they need (else at its size: the clock's sweep at the budget refills it). No second
     /// copy of the table, so it works at the budget too.
     fn compact(b: *Big, shrink: bool) void {
-        const gpa = big_gpa;
+        const gpa = std.heap.c_allocator;
         var w_at: usize = 0;
         var kept: usize = 0;
         var o: usize = 0;
@@ -1683,7 +1684,7 @@ const Big = struct {
         const new_words = if (words > b.arena.len) @max(words, b.arena.len * 2, min_words) else b.arena.len;
         const add = (n_slots - b.slots.len) * 8 + (new_words - b.arena.len) * 4;
         if (tl_held + add > threadCap()) return false;
-        const gpa = big_gpa;
+        const gpa = std.heap.c_allocator;
         if (new_words != b.arena.len) {
             const na = gpa.realloc(b.arena, new_words) catch return false;
             tl_held += (new_words - b.arena.len) * 4;
