@@ -338,6 +338,13 @@
 //!     slots faulted in 2 MiB at a time, past what the budget counts): reverted.
 //!   * `shortKeyAt` with BZHI (v3 and v4 builds) instead of two mask-table loads: o200k code
 //!     1.020-1.026x over four runs, dictionary 0.99-1.02x, English 1.017x / 0.99x.
+//!   * Many threads, measured by proxy on two cores (`count_tokens_arrow` with 16 threads on
+//!     this 2-CPU machine, MB per CPU-second, 20 MB columns): the 20k documents ran at 52
+//!     against 211 on one thread, and at 133 with ARROWTOK_CACHE_MB=512: 2.5x of that extra
+//!     work is the per-thread budget (2 MiB a thread: each thread merges again the pieces
+//!     its tables cannot hold). English ran at 248 against 467 either way (16 threads' tables
+//!     time-sharing two cores' L2, an artefact of the proxy). Evidence for the shared
+//!     read-only table of session 10's notes, which this session did not build.
 //!   * The task→output copy of a two-thread encode is not what costs it the 5-20% against
 //!     count: half the copy skipped (wrong ids, timing only) changed nothing measurable on the
 //!     English column, cold, within this machine's noise (a neighbour held 0.3-0.5 of a CPU).
