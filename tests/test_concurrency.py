@@ -46,12 +46,12 @@ def _expected(enc, small, big, texts):
     }
 
 
-def _hammer(enc, small, big, texts, want, rounds: int, errors: list, done: list):
+def _hammer(enc, small, big, texts, want, rounds: int, errors: list, done: list, threads: int = 2):
     try:
         for r in range(rounds):
-            assert enc.encode_arrow(big, threads=2).to_pylist() == want["big"]
-            assert enc.count_tokens_arrow(big, threads=2).to_pylist() == want["count"]
-            assert enc.encode_arrow(pa.array(small), threads=2).to_pylist() == want["small"]
+            assert enc.encode_arrow(big, threads=threads).to_pylist() == want["big"]
+            assert enc.count_tokens_arrow(big, threads=threads).to_pylist() == want["count"]
+            assert enc.encode_arrow(pa.array(small), threads=threads).to_pylist() == want["small"]
             for t, w in zip(texts[r::7], want["texts"][r::7]):
                 assert enc.encode(t, allowed_special="all") == w
             assert enc.encode_batch(texts[:20], num_threads=2, allowed_special="all") == want["texts"][:20]
@@ -60,7 +60,7 @@ def _hammer(enc, small, big, texts, want, rounds: int, errors: list, done: list)
         errors.append(repr(e)[:500])
 
 
-def _run_threads(enc, workload, rounds, busy: bool):
+def _run_threads(enc, workload, rounds, busy: bool, threads: int = 2):
     small, big, texts = workload
     want = _expected(enc, small, big, texts)
     errors, done = [], []
@@ -77,7 +77,8 @@ def _run_threads(enc, workload, rounds, busy: bool):
     bt = threading.Thread(target=busy_loop, daemon=True) if busy else None
     if bt:
         bt.start()
-    ts = [threading.Thread(target=_hammer, args=(enc, small, big, texts, want, rounds, errors, done), daemon=True)
+    ts = [threading.Thread(target=_hammer, args=(enc, small, big, texts, want, rounds, errors, done, threads),
+                           daemon=True)
           for _ in range(N_THREADS)]
     t0 = time.time()
     for t in ts:
@@ -97,6 +98,42 @@ def _run_threads(enc, workload, rounds, busy: bool):
 def test_many_threads_same_ids_as_one(enc, workload):
     took, _ = _run_threads(enc, workload, rounds=3, busy=False)
     print(f"{N_THREADS} threads x 3 rounds: {took:.1f} s")
+
+
+def _snapshot_count(enc) -> int:
+    import ctypes as C
+
+    from arrowtok import _native as N
+    f = N.lib.at_debug_snapshot_count
+    f.argtypes = [C.c_void_p]
+    f.restype = C.c_int64
+    return f(enc._vocab.handle)
+
+
+def test_many_thread_jobs_share_a_snapshot_and_stay_exact(workload):
+    """Jobs on 4 threads or more look short pieces up first in a read-only snapshot that the
+    vocabulary shares between threads (built after such a job from its threads' tables,
+    vocab.zig `Snap`): the ids equal one thread's before and after it exists, for encode and
+    count, while other Python threads' jobs run at the same time (inline on their own thread
+    when the pool is busy, holding the snapshot too, while a newer one replaces it)."""
+    rows = [t for t in _rows(11, 20000, max_words=40) if t]
+    rnd = random.Random(12)
+    words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randrange(3, 9))) for _ in range(20000)]
+    rows += [" ".join(rnd.choice(words) for _ in range(30)) for _ in range(3000)]  # ~20k distinct pieces
+    col = pa.array(rows)
+    for name in ("cl100k_base", "o200k_base"):
+        enc = arrowtok.get_encoding(name)
+        want = enc.encode_arrow(col, threads=1)
+        want_counts = [len(x) for x in want.to_pylist()]
+        for r in range(3):
+            assert enc.encode_arrow(col, threads=8).equals(want), (name, r)
+            assert enc.count_tokens_arrow(col, threads=8).to_pylist() == want_counts, (name, r)
+        assert _snapshot_count(enc) > 4096, name
+        # one-thread jobs do not use it, and still give the same ids
+        assert enc.encode_arrow(col, threads=1).equals(want)
+    enc = arrowtok.get_encoding("cl100k_base")
+    took, _ = _run_threads(enc, workload, rounds=2, busy=False, threads=8)
+    print(f"{N_THREADS} threads x 2 rounds of 8-thread jobs: {took:.1f} s")
 
 
 def test_many_threads_with_the_gil_held_elsewhere(enc, workload):

@@ -112,7 +112,7 @@ pub const Sink = struct {
 
 /// `count`: sink.count_only, as a compile-time branch (counting writes no ids for pieces found
 /// in the short table and reads no byte table for one-byte pieces).
-fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
+fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, comptime shared: bool, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
     // One capacity check per segment (tokens <= bytes), then pieces write straight into the
     // buffer; in count mode every piece reuses the start of it.
     try reserve(sink, seg.len);
@@ -133,7 +133,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, v: *co
             var m = r.mask & ~@as(u64, 1);
             while (m != 0) : (m &= m - 1) {
                 const end = b + @ctz(m);
-                w += try emitPiece(count, v, seg, pos, end, dst[w..limit], scratch, sink);
+                w += try emitPiece(count, shared, v, seg, pos, end, dst[w..limit], scratch, sink);
                 pos = end;
             }
             if (r.cut or pos == b) {
@@ -147,7 +147,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, v: *co
                 } else stretch = 32;
                 while (pos < seg.len) {
                     const end = pretok.nextPieceEnd(pat, seg, pos);
-                    w += try emitPiece(count, v, seg, pos, end, dst[w..limit], scratch, sink);
+                    w += try emitPiece(count, shared, v, seg, pos, end, dst[w..limit], scratch, sink);
                     pos = end;
                     if (pos >= stop) break;
                 }
@@ -156,7 +156,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, v: *co
     } else {
         while (pos < seg.len) {
             const end = pretok.nextPieceEnd(pat, seg, pos);
-            w += try emitPiece(count, v, seg, pos, end, dst[w..limit], scratch, sink);
+            w += try emitPiece(count, shared, v, seg, pos, end, dst[w..limit], scratch, sink);
             pos = end;
         }
     }
@@ -168,7 +168,7 @@ const use_blocks = true;
 
 /// Encodes the piece seg[pos..end] into `out`; returns how far the output advances (0 in count
 /// mode) and counts the tokens.
-inline fn emitPiece(comptime count: bool, v: *const Vocab, seg: []const u8, pos: usize, end: usize, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
+inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab, seg: []const u8, pos: usize, end: usize, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
     const piece = seg[pos..end];
     const n = switch (piece.len) {
         1 => blk: {
@@ -177,10 +177,7 @@ inline fn emitPiece(comptime count: bool, v: *const Vocab, seg: []const u8, pos:
         },
         2...16 => blk: {
             const key = if (pos + 16 <= seg.len) vocab_mod.shortKeyAt(seg, pos, piece.len) else vocab_mod.shortKey(piece);
-            break :blk if (count)
-                try vocab_mod.countPieceShort(v, piece, key, out, scratch)
-            else
-                try vocab_mod.encodePieceShort(v, piece, key, out, scratch);
+            break :blk try vocab_mod.shortPiece(!count, shared, v, piece, key, out, scratch);
         },
         else => try vocab_mod.encodePieceLong(v, piece, out, scratch),
     };
@@ -196,10 +193,15 @@ inline fn reserve(sink: *Sink, n: usize) !void {
 pub fn encodeOrdinary(v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
     if (seg.len == 0) return;
     switch (v.pattern) {
-        inline else => |pat| if (sink.count_only)
-            try encodeOrdinaryWith(pat, true, v, seg, sink, scratch)
+        inline else => |pat| if (scratch.snap != null) {
+            if (sink.count_only)
+                try encodeOrdinaryWith(pat, true, true, v, seg, sink, scratch)
+            else
+                try encodeOrdinaryWith(pat, false, true, v, seg, sink, scratch);
+        } else if (sink.count_only)
+            try encodeOrdinaryWith(pat, true, false, v, seg, sink, scratch)
         else
-            try encodeOrdinaryWith(pat, false, v, seg, sink, scratch),
+            try encodeOrdinaryWith(pat, false, false, v, seg, sink, scratch),
     }
 }
 
@@ -541,6 +543,20 @@ const Ctx = struct {
     }
 };
 
+/// `pool.Job.after` of a many-thread column: `vocab.publishSnapshot` over the job's scratches.
+const Publish = struct {
+    v: *const Vocab,
+    slots: []Slot,
+
+    fn run(p: *anyopaque) void {
+        const pb: *Publish = @ptrCast(@alignCast(p));
+        var ptrs: [pool.max_workers]*vocab_mod.Scratch = undefined;
+        const n = @min(pb.slots.len, ptrs.len);
+        for (pb.slots[0..n], 0..) |*s, i| ptrs[i] = &s.scratch;
+        vocab_mod.publishSnapshot(pb.v, ptrs[0..n]);
+    }
+};
+
 const CopyCtx = struct {
     tasks: []Task,
     starts: []const usize,
@@ -640,6 +656,14 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
 
     var ctx: Ctx = .{ .gpa = gpa, .v = v, .in = in, .opts = opts, .specials = specials, .tasks = tasks.items, .slots = slots, .counts = counts };
     var job: pool.Job = .{ .ctx = &ctx, .run = Ctx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
+    // Many-thread jobs refresh the vocabulary's shared snapshot of short pieces after their
+    // last pool job (counting: this one; encoding: the copy of the ids into the output).
+    const share = @min(slots.len, tasks.items.len);
+    var publish: Publish = .{ .v = v, .slots = slots };
+    if (share >= vocab_mod.snap_min_share and opts.count_only != 0) {
+        job.after = Publish.run;
+        job.after_ctx = &publish;
+    }
     pool.run(&job, threads);
     for (tasks.items) |*t| {
         if (t.split) ctx.runOne(t, &slots[0], threads);
@@ -756,6 +780,10 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             std.debug.assert(pos == total);
             var cc: CopyCtx = .{ .tasks = tasks.items, .starts = starts, .values = owned.values, .recycle = total * 4 <= bufcache.resident_cap };
             var cjob: pool.Job = .{ .ctx = &cc, .run = CopyCtx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
+            if (share >= vocab_mod.snap_min_share) {
+                cjob.after = Publish.run;
+                cjob.after_ctx = &publish;
+            }
             pool.run(&cjob, threads);
         }
         out.offsets = owned.offsets.ptr;

@@ -32,6 +32,11 @@ pub const Job = struct {
     helpers: usize = 0, // guarded by Pool.mu
     /// Ranges the tasks are cut into (`run` sets it for a job on the pool; 0: one counter).
     parts: usize = 0,
+    /// Called once the job has run on the pool, while every worker is idle and the pool still
+    /// held (nothing else runs on the workers: their thread-local state may be read). Not
+    /// called when the job ran on the caller alone.
+    after: ?*const fn (ctx: *anyopaque) void = null,
+    after_ctx: *anyopaque = undefined,
 
     /// `home`: the range this thread takes first.
     fn work(j: *Job, worker: usize, home: usize) void {
@@ -54,7 +59,7 @@ pub const Job = struct {
     }
 };
 
-const max_workers = 256;
+pub const max_workers = 256;
 
 /// The next task of each range of the job on the pool (guarded by `submit_mu`: one job at a
 /// time uses them). A cache line each.
@@ -136,6 +141,7 @@ pub fn run(job: *Job, threads: usize) void {
     s.job = null;
     while (s.inside > 0) _ = c.pthread_cond_wait(&s.cv_done, &s.mu);
     _ = c.pthread_mutex_unlock(&s.mu);
+    if (job.after) |f| f(job.after_ctx);
 }
 
 /// Worker slots a job may see: indices are < this.
