@@ -267,6 +267,7 @@ export fn at_result_free(handle: ?*anyopaque) void {
 /// In a forked child: drop the parent's thread pool state (its threads do not exist here).
 export fn at_after_fork_child() void {
     pool.forget();
+    vocab_mod.afterForkChild();
 }
 
 test {

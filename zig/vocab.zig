@@ -1010,7 +1010,7 @@ pub const Snap = struct {
     k1s: []u64,
     count: usize,
     /// Holders: the vocabulary's `SnapHolder` while current, plus one per scratch (guarded by
-    /// `SnapHolder.mu` of its vocabulary).
+    /// `snap_mu`).
     refs: usize,
     holder: *SnapHolder,
 
@@ -1059,22 +1059,34 @@ pub const Snap = struct {
         h.lock();
         sn.refs -= 1;
         const last = sn.refs == 0;
-        h.mu.unlock();
+        h.unlock();
         if (last) sn.destroy();
     }
 };
 
+/// Guards every `SnapHolder` (one lock for all: a forked child resets it, `afterForkChild`).
+var snap_mu: std.atomic.Mutex = .unlocked;
+
+/// In a forked child: a thread of the parent may have held the lock at the fork. (References
+/// such threads held are never released there: their snapshots stay, bounded, until exit.)
+pub fn afterForkChild() void {
+    snap_mu = .unlocked;
+}
+
 pub const SnapHolder = struct {
-    mu: std.atomic.Mutex = .unlocked,
     cur: ?*Snap = null,
 
-    fn lock(h: *SnapHolder) void {
-        while (!h.mu.tryLock()) std.atomic.spinLoopHint();
+    fn lock(_: *SnapHolder) void {
+        while (!snap_mu.tryLock()) std.atomic.spinLoopHint();
+    }
+
+    fn unlock(_: *SnapHolder) void {
+        snap_mu.unlock();
     }
 
     fn acquire(h: *SnapHolder) ?*Snap {
         h.lock();
-        defer h.mu.unlock();
+        defer h.unlock();
         const sn = h.cur orelse return null;
         sn.refs += 1;
         return sn;
@@ -1090,7 +1102,7 @@ pub const SnapHolder = struct {
             o.refs -= 1;
             last = o.refs == 0;
         }
-        h.mu.unlock();
+        h.unlock();
         if (last) old.?.destroy();
     }
 };
