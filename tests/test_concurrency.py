@@ -171,10 +171,12 @@ def test_two_encodings_from_many_threads(workload):
 
 
 def _fork_worker(args):
-    name, rows = args
+    name, rows, *rest = args
+    threads = rest[0] if rest else 2
     enc = arrowtok.get_encoding(name)
     col = pa.array(rows, pa.large_string())
-    return enc.encode_arrow(col, threads=2).to_pylist(), enc.count_tokens_arrow(col, threads=2).to_pylist()
+    return (enc.encode_arrow(col, threads=threads).to_pylist(),
+            enc.count_tokens_arrow(col, threads=threads).to_pylist())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -191,17 +193,20 @@ def test_fork_worker_after_parent_used_the_pool(enc, workload):
         assert ids == want and counts == want_counts
 
 
-def _fork_child_encode(name, rows, q):
+def _fork_child_encode(name, rows, q, threads=2):
     try:
-        q.put(_fork_worker((name, rows)))
+        q.put(_fork_worker((name, rows, threads)))
     except BaseException as e:  # noqa: BLE001
         q.put(repr(e))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_fork_while_another_thread_is_inside_the_pool(enc, workload):
+@pytest.mark.parametrize("threads", [2, 8])
+def test_fork_while_another_thread_is_inside_the_pool(enc, workload, threads):
     # The parent keeps the pool busy from a second thread while it forks: the child inherits a
     # pool whose mutexes may be held and whose workers do not exist, and must still encode.
+    # With 8 threads the jobs also take and drop references to the shared snapshot of short
+    # pieces (and rebuild it) around the fork: its lock may be held too.
     _, big, _ = workload
     rows = big.to_pylist()[:3000]
     want = enc.encode_arrow(pa.array(rows, pa.large_string()), threads=1).to_pylist()
@@ -209,7 +214,7 @@ def test_fork_while_another_thread_is_inside_the_pool(enc, workload):
 
     def keep_busy():
         while not stop.is_set():
-            enc.encode_arrow(big, threads=2)
+            enc.encode_arrow(big, threads=threads)
 
     t = threading.Thread(target=keep_busy, daemon=True)
     t.start()
@@ -218,7 +223,7 @@ def test_fork_while_another_thread_is_inside_the_pool(enc, workload):
         for _ in range(6):
             time.sleep(0.01)
             q = ctx.Queue()
-            p = ctx.Process(target=_fork_child_encode, args=(enc.name, rows, q))
+            p = ctx.Process(target=_fork_child_encode, args=(enc.name, rows, q, threads))
             p.start()
             try:
                 got = q.get(timeout=60)
