@@ -346,21 +346,31 @@
 //!     time-sharing two cores' L2, an artefact of the proxy). Evidence for the shared
 //!     read-only table of session 10's notes:
 //!   * `Snap`: after a job on 4+ threads (under the pool, workers idle), the threads' `Short`
-//!     tables are merged into one read-only table (at most 8 MiB, reference counted, taken out
-//!     of the threads' budget), which the next jobs' threads probe first; rebuilt when more
-//!     than an eighth of a job's cached short pieces came from the threads' own tables. Proxy
-//!     (16 threads on 2 cores, count, MB per CPU-second, before -> after): English 264 -> 513-528
-//!     (o200k 262 -> 427), code 341 -> 519, dictionary 185 -> 272, documents 54-71 -> 100-102
-//!     (o200k 38 -> 81), lines 149 -> 184, multilingual 103 -> 115 (its pieces of more than 3
-//!     ids stay per thread, in `Big`); 8 threads: documents 98 -> 150; 4 threads: English
-//!     413-423 -> 502-544, lines 171 -> 213, documents 0.98x; the corpus stream on 8 threads
-//!     1.17x (first pass), 1.28x (second); 1-2 threads 0.98-1.03x (noise: the lookup order is a
-//!     compile-time variant of the encode loop, chosen per segment). Not measured on 16 real
-//!     cores (no device this session): there the gain should come from one copy of the common
-//!     pieces in L3 and from capacity (documents, lines), not from the proxy's L2 time-sharing.
+//!     and `Big` tables are merged into one read-only snapshot (at most 8 MiB, reference
+//!     counted, taken out of the threads' budget), which the next jobs' threads probe first;
+//!     rebuilt when more than an eighth of a job's cached pieces came from the threads' own
+//!     tables. Its short pieces sit in a sparse table: it cannot move hot pieces home as
+//!     `Short` does, and at load 3/4 the proxy ran English at 262 MB per CPU-second, 1/2 387,
+//!     1/3 478, 1/6 548 (kept: 1/6, at most 5 MiB). Short pieces only (a first version):
+//!     multilingual 103 -> 115; with `Big`'s pieces: 314-359.
+//!     Proxy, 16 threads on 2 cores, count, 20 MB columns, MB per CPU-second, before -> after
+//!     (one thread of the same build in brackets): English 322 -> 529 (525), o200k 271 -> 542
+//!     (504); code 401 -> 592 (605), o200k 378 -> 596 (583); multilingual 89 -> 351 (354), o200k
+//!     76 -> 355 (368); dictionary 233 -> 428 (443), o200k 182 -> 456 (437); documents 64 -> 207
+//!     (263), o200k 55 -> 213 (268); lines 147 -> 229 (280), o200k 133 -> 286 (306). So 16
+//!     threads now spend about one thread's CPU per byte where they spent 1.5-4.8x. The 33 MB
+//!     corpus stream on 8 threads: 1.07x (first pass), 1.19x (second). One and two threads
+//!     0.96-1.02x (noise: the lookup order is a compile-time variant of the encode loop,
+//!     chosen per segment). Not measured on 16 real cores (no device this session): there the
+//!     proxy's L2 time-sharing is absent, and the gain should come from one copy of the common
+//!     pieces in L3 and from capacity.
 //!     Memory: tables that had grown to their share before a snapshot existed keep their size,
-//!     so a process can hold its budget plus one snapshot (8 MiB); the 100 MB check stays at
-//!     output + 55.9 MiB on 16 threads (the snapshot is built after the call's peak).
+//!     so a process can hold its budget plus one snapshot (8 MiB). The build's first table
+//!     (pieces with repeats) at 8 MiB put the 100 MB check on 16 threads at output + 61.8 MiB;
+//!     at 4 MiB, + 56.3 (8 threads + 56.1, 2 threads + 47.9).
+//!     Bugs met on the way: `@min` of a usize and a constant narrowed the size to u18 and the
+//!     product wrapped in ReleaseFast (tables sized from garbage; now typed); the copies checked
+//!     for room before looking for the piece (a full table refused pieces it held).
 //!   * The task→output copy of a two-thread encode is not what costs it the 5-20% against
 //!     count: half the copy skipped (wrong ids, timing only) changed nothing measurable on the
 //!     English column, cold, within this machine's noise (a neighbour held 0.3-0.5 of a CPU).
