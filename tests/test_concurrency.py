@@ -100,38 +100,49 @@ def test_many_threads_same_ids_as_one(enc, workload):
     print(f"{N_THREADS} threads x 3 rounds: {took:.1f} s")
 
 
-def _snapshot_count(enc) -> int:
-    import ctypes as C
+_SNAPSHOT_SCRIPT = r"""
+import random, sys, ctypes as C
+import pyarrow as pa, arrowtok
+from arrowtok import _native as N
+f = N.lib.at_debug_snapshot_count
+f.argtypes = [C.c_void_p]
+f.restype = C.c_int64
+rnd = random.Random(12)
+words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randrange(3, 9))) for _ in range(60000)]
+rows = [" ".join(rnd.choice(words) for _ in range(30)) for _ in range(12000)]
+rows += ["".join(rnd.choice("абвгдежзийклмнопрстуфхцчшщъыьэюя ") for _ in range(200)) for _ in range(2000)]
+col = pa.array(rows)
+for name in ("cl100k_base", "o200k_base"):
+    enc = arrowtok.get_encoding(name)
+    want = enc.encode_arrow(col, threads=1)
+    want_counts = [len(x) for x in want.to_pylist()]
+    for r in range(3):
+        assert enc.encode_arrow(col, threads=8).equals(want), (name, r)
+        assert enc.count_tokens_arrow(col, threads=8).to_pylist() == want_counts, (name, r)
+    assert enc.encode_arrow(col, threads=1).equals(want)
+    print(name, f(enc._vocab.handle))
+"""
 
-    from arrowtok import _native as N
-    f = N.lib.at_debug_snapshot_count
-    f.argtypes = [C.c_void_p]
-    f.restype = C.c_int64
-    return f(enc._vocab.handle)
+
+@pytest.mark.parametrize("budget_mb, built", [("4", True), ("32", False)])
+def test_many_thread_jobs_share_a_snapshot_and_stay_exact(budget_mb, built):
+    """Jobs on 4 threads or more whose threads' tables are at their budget leave a read-only
+    snapshot that the vocabulary shares between threads (vocab.zig `Snap`); the next jobs look
+    pieces up there first. The ids equal one thread's before and after it exists, for encode and
+    count, both encodings. With a budget the column fits in (32 MiB: 4 MiB a thread of 8), no
+    snapshot is built. (A process of its own: the budget is read once.)"""
+    env = dict(os.environ, ARROWTOK_CACHE_MB=budget_mb)
+    r = subprocess.run([sys.executable, "-c", _SNAPSHOT_SCRIPT], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    counts = {line.split()[0]: int(line.split()[1]) for line in r.stdout.splitlines()}
+    for name, n in counts.items():
+        assert (n > 4096) if built else (n == -1), (name, n)
 
 
-def test_many_thread_jobs_share_a_snapshot_and_stay_exact(workload):
-    """Jobs on 4 threads or more look short pieces up first in a read-only snapshot that the
-    vocabulary shares between threads (built after such a job from its threads' tables,
-    vocab.zig `Snap`): the ids equal one thread's before and after it exists, for encode and
-    count, while other Python threads' jobs run at the same time (inline on their own thread
-    when the pool is busy, holding the snapshot too, while a newer one replaces it)."""
-    rows = [t for t in _rows(11, 20000, max_words=40) if t]
-    rnd = random.Random(12)
-    words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randrange(3, 9))) for _ in range(20000)]
-    rows += [" ".join(rnd.choice(words) for _ in range(30)) for _ in range(3000)]  # ~20k distinct pieces
-    col = pa.array(rows)
-    for name in ("cl100k_base", "o200k_base"):
-        enc = arrowtok.get_encoding(name)
-        want = enc.encode_arrow(col, threads=1)
-        want_counts = [len(x) for x in want.to_pylist()]
-        for r in range(3):
-            assert enc.encode_arrow(col, threads=8).equals(want), (name, r)
-            assert enc.count_tokens_arrow(col, threads=8).to_pylist() == want_counts, (name, r)
-        assert _snapshot_count(enc) > 4096, name
-        # one-thread jobs do not use it, and still give the same ids
-        assert enc.encode_arrow(col, threads=1).equals(want)
-    enc = arrowtok.get_encoding("cl100k_base")
+def test_many_thread_jobs_from_many_python_threads(enc, workload):
+    """12 Python threads each running 8-thread jobs at once (one holds the pool, the others run
+    inline on their own thread): ids equal one thread's."""
     took, _ = _run_threads(enc, workload, rounds=2, busy=False, threads=8)
     print(f"{N_THREADS} threads x 2 rounds of 8-thread jobs: {took:.1f} s")
 
