@@ -193,15 +193,10 @@ inline fn reserve(sink: *Sink, n: usize) !void {
 pub fn encodeOrdinary(v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
     if (seg.len == 0) return;
     switch (v.pattern) {
-        inline else => |pat| if (scratch.snap != null) {
-            if (sink.count_only)
-                try encodeOrdinaryWith(pat, true, true, v, seg, sink, scratch)
-            else
-                try encodeOrdinaryWith(pat, false, true, v, seg, sink, scratch);
-        } else if (sink.count_only)
-            try encodeOrdinaryWith(pat, true, false, v, seg, sink, scratch)
-        else
-            try encodeOrdinaryWith(pat, false, false, v, seg, sink, scratch),
+        // One instantiation per (count, shared) pair: neither is a branch per piece.
+        inline else => |pat| switch (@as(u2, @intFromBool(sink.count_only)) | @as(u2, @intFromBool(scratch.snap != null)) << 1) {
+            inline else => |k| try encodeOrdinaryWith(pat, k & 1 != 0, k & 2 != 0, v, seg, sink, scratch),
+        },
     }
 }
 
@@ -658,10 +653,10 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     var job: pool.Job = .{ .ctx = &ctx, .run = Ctx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
     // Many-thread jobs refresh the vocabulary's shared snapshot of short pieces after their
     // last pool job (counting: this one; encoding: the copy of the ids into the output).
-    const share = @min(slots.len, tasks.items.len);
     var publish: Publish = .{ .v = v, .slots = slots };
-    if (share >= vocab_mod.snap_min_share and opts.count_only != 0) {
-        job.after = Publish.run;
+    const publish_after: ?*const fn (*anyopaque) void = if (@min(slots.len, tasks.items.len) >= vocab_mod.snap_min_share) Publish.run else null;
+    if (opts.count_only != 0) {
+        job.after = publish_after;
         job.after_ctx = &publish;
     }
     pool.run(&job, threads);
@@ -780,10 +775,8 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             std.debug.assert(pos == total);
             var cc: CopyCtx = .{ .tasks = tasks.items, .starts = starts, .values = owned.values, .recycle = total * 4 <= bufcache.resident_cap };
             var cjob: pool.Job = .{ .ctx = &cc, .run = CopyCtx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
-            if (share >= vocab_mod.snap_min_share) {
-                cjob.after = Publish.run;
-                cjob.after_ctx = &publish;
-            }
+            cjob.after = publish_after;
+            cjob.after_ctx = &publish;
             pool.run(&cjob, threads);
         }
         out.offsets = owned.offsets.ptr;
