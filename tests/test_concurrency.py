@@ -140,6 +140,45 @@ def test_many_thread_jobs_share_a_snapshot_and_stay_exact(budget_mb, built):
         assert (n > 4096) if built else (n == -1), (name, n)
 
 
+_POLL_SCRIPT = r"""
+import random, threading
+import pyarrow as pa, arrowtok
+rnd = random.Random(5)
+words = ["".join(rnd.choice("abcdefghij") for _ in range(rnd.randrange(1, 9))) for _ in range(3000)] + ["東京", "мир", "😀"]
+sizes = [1, 50, 3000, 9000]  # one task, and several tasks at threads=2 (>= 256 KB)
+cols = [pa.array([" ".join(rnd.choice(words) for _ in range(40)) for _ in range(n)]) for n in sizes]
+enc = arrowtok.get_encoding("cl100k_base")
+want = [enc.encode_arrow(c, threads=1) for c in cols]
+errors = []
+def run(k):
+    try:
+        for r in range(6):  # back to back: later jobs find the workers still polling
+            for c, w in zip(cols, want):
+                assert enc.encode_arrow(c, threads=2).equals(w), (k, r)
+                assert enc.count_tokens_arrow(c, threads=2).to_pylist() == [len(x) for x in w.to_pylist()]
+    except BaseException as e:
+        errors.append(repr(e))
+ts = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+for t in ts: t.start()
+for t in ts: t.join()
+assert not errors, errors
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("spin_us", ["0", "300", "100000", "not-a-number"])
+def test_pool_polling_window_keeps_ids(spin_us):
+    """The pool's workers poll for the next job for ARROWTOK_POOL_SPIN_US after each one (pool.zig)
+    and the submitting thread polls for their end: with polling off, the default, a window longer
+    than every gap between jobs, and an unreadable value (the default), three Python threads
+    calling 2-thread jobs back to back get one thread's ids. (A process of its own: the window is
+    read once.)"""
+    env = dict(os.environ, ARROWTOK_POOL_SPIN_US=spin_us)
+    r = subprocess.run([sys.executable, "-c", _POLL_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["ok"]
+
+
 def test_many_thread_jobs_from_many_python_threads(enc, workload):
     """12 Python threads each running 8-thread jobs at once (one holds the pool, the others run
     inline on their own thread): ids equal one thread's."""
