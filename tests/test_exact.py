@@ -300,3 +300,56 @@ def test_big_text_cut_inside_digit_runs(enc, ref, monkeypatch):
             assert_same(enc.encode_to_numpy(text, disallowed_special=()).tolist(), want, f"threads={threads}")
             col = pa.array([text])
             assert enc.count_tokens_arrow(col, threads=threads).to_pylist() == [len(want)], threads
+
+
+_PREFETCH_SCRIPT = r"""
+import random, sys, ctypes as C
+import pyarrow as pa, arrowtok
+from arrowtok import _native as N
+from oracle import oracle, SHARED_CORPORA
+slots = N.lib.at_debug_short_slots
+slots.argtypes = [C.c_void_p]
+slots.restype = C.c_int64
+N.lib.at_debug_prefetch_min_slots.restype = C.c_int64
+need = N.lib.at_debug_prefetch_min_slots()
+rnd = random.Random(7)
+letters = "abcdefghijklmnopqrstuvwxyzäöüéñ"
+fill = pa.array([" ".join("".join(rnd.choice(letters) for _ in range(rnd.randrange(3, 10))) for _ in range(25))
+                 for _ in range(16000)])
+text = (SHARED_CORPORA / "en_gutenberg_alice.txt").read_text(encoding="utf-8")
+text += (SHARED_CORPORA / "ml_udhr_all.txt").read_text(encoding="utf-8")[:400000]
+rows = [l for l in text.splitlines() if l] + [text[i:i + 3000] for i in range(0, len(text), 3000)]
+col = pa.array(rows)
+for name in ("cl100k_base", "o200k_base"):
+    enc = arrowtok.get_encoding(name)
+    before = slots(enc._vocab.handle)
+    enc.count_tokens_arrow(fill, threads=1)  # ~200k distinct short pieces into this thread's table
+    after = slots(enc._vocab.handle)
+    assert after >= need > before, (name, before, after, need)
+    want = oracle(name).encode_ordinary_batch(rows)
+    got = enc.encode_arrow(col, threads=1).to_pylist()
+    bad = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
+    assert not bad, (name, bad[:5])
+    assert enc.count_tokens_arrow(col, threads=1).to_pylist() == [len(w) for w in want]
+    assert slots(enc._vocab.handle) >= need
+    print(name, before, after)
+"""
+
+
+def test_big_short_table_prefetch_path_exact():
+    """Once a thread's short table outgrows the core's L2 (`prefetch_min_slots`), the encode loop
+    scans one block ahead and prefetches that block's slots (encode.zig `prefetchBlock`), reusing
+    the look-ahead's piece starts. Fill the table past that size with ~200k distinct words, then
+    encode real English and multilingual text as lines and 3,000-character rows on that thread:
+    ids equal the oracle's. (A process of its own: fresh tables, the default budget.)"""
+    import os
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]))
+    env.pop("ARROWTOK_CACHE_MB", None)
+    r = subprocess.run([sys.executable, "-c", _PREFETCH_SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(r.stdout.split("\n")) >= 2, r.stdout

@@ -112,7 +112,7 @@ pub const Sink = struct {
 
 /// `count`: sink.count_only, as a compile-time branch (counting writes no ids for pieces found
 /// in the short table and reads no byte table for one-byte pieces).
-fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, comptime shared: bool, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
+fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, comptime shared: bool, comptime prefetch: bool, v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
     // One capacity check per segment (tokens <= bytes), then pieces write straight into the
     // buffer; in count mode every piece reuses the start of it.
     try reserve(sink, seg.len);
@@ -127,9 +127,26 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
         var stretch: usize = 32;
         // Piece starts 64 bytes at a time (blockscan.zig); the scalar scanner where a block
         // decides no piece (long pieces, non-ASCII text).
+        var ahead: blockscan.Starts = undefined;
+        var ahead_at: usize = std.math.maxInt(usize);
         while (pos < seg.len) {
             const b = pos;
-            const r = blockscan.blockStarts(bpat, seg, b);
+            const r = if (prefetch and ahead_at == b) ahead else blockscan.blockStarts(bpat, seg, b);
+            if (prefetch) {
+                // One block ahead: the next block starts at this one's last piece start (when
+                // this block decides its pieces); its pieces' slots load while this block's
+                // pieces are looked up.
+                const m0 = r.mask & ~@as(u64, 1);
+                ahead_at = std.math.maxInt(usize);
+                if (!r.cut and m0 != 0) {
+                    const nb = b + (63 - @clz(m0));
+                    if (nb + 80 <= seg.len) {
+                        ahead = blockscan.blockStarts(bpat, seg, nb);
+                        ahead_at = nb;
+                        prefetchBlock(seg, nb, ahead.mask, scratch);
+                    }
+                }
+            }
             var m = r.mask & ~@as(u64, 1);
             while (m != 0) : (m &= m - 1) {
                 const end = b + @ctz(m);
@@ -166,6 +183,28 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
 /// Block scanning for cl100k and o200k (false: the scalar scanner only; for A/B timing).
 const use_blocks = true;
 
+/// Prefetches the short-table slots of the pieces of the block at `b` whose ends the block
+/// shows (all but the last).
+///
+/// Performance notes (session 21, 1 thread): the corpus stream (bench/ab_stream.py: 33 MB,
+/// 511k distinct pieces, 4,000-row batches; the table holds ~20 MB, so most lookups miss L2)
+/// later passes cl100k 1.034-1.077x, o200k 1.074-1.075x, first pass 1.006-1.049x; the 20k
+/// documents 1.011x (cold 1.017x, o200k), 200k lines 0.994x warm, 1.026x cold; English and
+/// code do not reach the size (their tables stay in L2, where an earlier version that
+/// prefetched on every table cost code 4-9%). Two or three blocks ahead instead of one: the
+/// same within noise (1.026-1.088x), so one. Pieces of more than 16 bytes (Big, wyhash) are
+/// not prefetched. `b + 80 <= seg.len`: every key loads 16 bytes inside the text.
+inline fn prefetchBlock(seg: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
+    var m = mask & ~@as(u64, 1);
+    var s: usize = b;
+    while (m != 0) : (m &= m - 1) {
+        const e = b + @ctz(m);
+        const len = e - s;
+        if (len >= 2 and len <= 16) vocab_mod.prefetchShort(scratch, vocab_mod.shortKeyAt(seg, s, len), len);
+        s = e;
+    }
+}
+
 /// Encodes the piece seg[pos..end] into `out`; returns how far the output advances (0 in count
 /// mode) and counts the tokens.
 inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab, seg: []const u8, pos: usize, end: usize, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
@@ -194,8 +233,9 @@ pub fn encodeOrdinary(v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *v
     if (seg.len == 0) return;
     switch (v.pattern) {
         // One instantiation per (count, shared) pair: neither is a branch per piece.
-        inline else => |pat| switch (@as(u2, @intFromBool(sink.count_only)) | @as(u2, @intFromBool(scratch.snap != null)) << 1) {
-            inline else => |k| try encodeOrdinaryWith(pat, k & 1 != 0, k & 2 != 0, v, seg, sink, scratch),
+        inline else => |pat| switch (@as(u3, @intFromBool(sink.count_only)) | @as(u3, @intFromBool(scratch.snap != null)) << 1 |
+            @as(u3, @intFromBool(scratch.snap == null and vocab_mod.shortTableBig(scratch))) << 2) {
+            inline else => |k| if (k & 6 == 6) unreachable else try encodeOrdinaryWith(pat, k & 1 != 0, k & 2 != 0, k & 4 != 0, v, seg, sink, scratch),
         },
     }
 }

@@ -1169,6 +1169,18 @@ inline fn cacheFor(s: *const Scratch, v: *const Vocab) ?*PieceCache {
     return if (c.serial == v.serial) c else null;
 }
 
+/// Tests: slots of the calling thread's short table, if it holds vocabulary `v`'s pieces (else 0).
+export fn at_debug_short_slots(v_in: ?*const Vocab) i64 {
+    const v = v_in orelse return -2;
+    const c = tl_cache orelse return 0;
+    return if (c.serial == v.serial) @intCast(c.short.entries.len) else 0;
+}
+
+/// Tests: the short-table size from which the encode loop prefetches slots (`shortTableBig`).
+export fn at_debug_prefetch_min_slots() i64 {
+    return prefetch_min_slots;
+}
+
 /// Tests: entries of the vocabulary's current snapshot (-1: none).
 export fn at_debug_snapshot_count(v_in: ?*const Vocab) i64 {
     const v = v_in orelse return -2;
@@ -1811,6 +1823,24 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
     }
     if (cache.short.find(key, piece.len, out, write)) |n| return n;
     return shortMiss(v, cache, piece, key, out, scratch);
+}
+
+/// Whether this thread's short table is big enough that its lookups miss the core's L2 (the
+/// encode loop then prefetches each block's slots one block ahead; see encode.zig).
+pub inline fn shortTableBig(scratch: *const Scratch) bool {
+    const cache = scratch.cache orelse return false;
+    return cache.short.entries.len >= prefetch_min_slots;
+}
+
+/// 2 MiB of 16-byte entries (L2 is 1-2 MiB a core on the machines measured).
+pub const prefetch_min_slots = 1 << 17;
+
+/// Prefetches the home slot of `key` (and its bytes 9..16 for longer pieces).
+pub inline fn prefetchShort(scratch: *const Scratch, key: ShortKey, len: usize) void {
+    const t = &scratch.cache.?.short;
+    const i = Short.home(key.h, t.entries.len);
+    @prefetch(&t.entries[i], .{ .rw = .read, .locality = 3, .cache = .data });
+    if (len > 8) @prefetch(&t.k1s[i], .{ .rw = .read, .locality = 3, .cache = .data });
 }
 
 fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
