@@ -645,7 +645,8 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
 
     // Split rows into tasks of roughly equal bytes.
     const threads: usize = pool.slotCount(if (opts.threads == 0) 1 else opts.threads);
-    const target: usize = if (threads <= 1 or total_bytes < (256 << 10))
+    defer if (threads > 1) pool.noteCallEnd();
+    const target: usize = if (threads <= 1 or total_bytes < (if (pool.backToBack(threads)) split_min_awake else split_min))
         @max(total_bytes, 1)
     else
         @max(@as(usize, 32 << 10), @min(@as(usize, 4 << 20), total_bytes / (threads * 16) + 1));
@@ -833,6 +834,17 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     ok = true;
     return .ok;
 }
+
+/// The smallest column split into tasks: 48 KiB when the call comes within the pool's polling
+/// window of the last multi-thread call (`pool.backToBack`: back-to-back batches), else 256 KiB, since waking a
+/// sleeping helper (25-130 us on a virtual machine, and on this one its CPU then runs slowly
+/// for a while) costs more than half of a smaller column's time.
+/// Back-to-back 2-thread calls on English (bench/bench_batches.py), 2 threads / 1 thread:
+/// 64 KB columns 1.00x -> 1.79x, 128 KB 1.01x -> 2.09x, 250 KB 1.00x -> 1.88x. Split whatever
+/// the helpers do, calls 2 ms apart (helpers asleep): 64 KB 0.92x -> 0.63x, 300 KB 0.81x ->
+/// 0.64x; with polling off altogether, 64 KB split ran 0.76x, 128 KB 1.14x, 250 KB 1.61x.
+const split_min: usize = 256 << 10;
+const split_min_awake: usize = 48 << 10;
 
 // ---------------------------------------------------------------------------------------------
 // One big text on several threads

@@ -97,16 +97,34 @@ var spin_cfg: std.atomic.Value(u64) = .init(std.math.maxInt(u64));
 var cpu_count: usize = 0;
 
 fn spinWindow(threads: usize) u64 {
-    var ns = spin_cfg.load(.monotonic);
+    var ns = spin_cfg.load(.acquire);
     if (ns == std.math.maxInt(u64)) {
         var us: u64 = default_spin_us;
         if (c.getenv("ARROWTOK_POOL_SPIN_US")) |e| us = std.fmt.parseInt(u64, std.mem.span(e), 10) catch default_spin_us;
         ns = @as(u64, @min(us, 100_000)) * 1000;
         cpu_count = std.Thread.getCpuCount() catch 1;
-        spin_cfg.store(ns, .monotonic);
+        spin_cfg.store(ns, .release);
     }
     // Polling threads would take the CPUs of the job's own threads.
     return if (threads <= cpu_count) ns else 0;
+}
+
+/// End of the last call that asked for more than one thread (`noteCallEnd`), in ns.
+var last_call_end: std.atomic.Value(u64) = .init(0);
+
+/// Callers with threads > 1 note when they end (whether or not they used the pool).
+pub fn noteCallEnd() void {
+    last_call_end.store(nowNs(), .monotonic);
+}
+
+/// Whether a call on `threads` threads comes back to back: the pool polls for jobs of that
+/// size, and the last multi-thread call ended less than the polling window ago. Then a small
+/// job is worth splitting: its helpers are polling already, or will be after this one; a
+/// sleeping helper's wake-up on every call is not.
+pub fn backToBack(threads: usize) bool {
+    if (threads <= 1) return false;
+    const ns = spinWindow(threads);
+    return ns > 0 and nowNs() -% last_call_end.load(.monotonic) < ns;
 }
 
 fn nowNs() u64 {
@@ -190,7 +208,8 @@ pub fn run(job: *Job, threads: usize) void {
         t.detach();
         s.n_started += 1;
     }
-    job.max_helpers = @min(want - 1, s.n_started);
+    // No more helpers than tasks to share (the others would only wake, and poll after).
+    job.max_helpers = @min(want - 1, s.n_started, job.n_tasks - 1);
     job.parts = job.max_helpers + 1;
     for (0..job.parts) |r| ranges[r].next.store(r * job.n_tasks / job.parts, .monotonic);
     s.job = job;
