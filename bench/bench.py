@@ -316,8 +316,13 @@ def worker(cfg: dict) -> dict:
                 continue
             modes = [m for m in cfg["modes"] if not (m == "doc" and threads != 1)]
             for mode in modes:
+                # The machine's parallel CPU around each multi-thread row (a neighbour that comes
+                # and goes shows up here before it shows up as a low scaling ratio).
+                probe0 = cpu_probe(threads, size=8_000_000, repeats=2) if threads > 1 else None
                 row = run_row(c, enc, mode, threads, tools, ref_tool, cfg["repeats"], cfg["tool_budget_s"],
                               out["mismatch_examples"])
+                if probe0 is not None:
+                    row["cpu_probe"] = [round(probe0, 2), round(cpu_probe(threads, size=8_000_000, repeats=2), 2)]
                 out["rows"].append(row)
                 print(f"[bench] T={threads} {enc} {c['name']} {mode}: " + ", ".join(
                     f"{k} {v['mbps']:.1f}" + ("" if v.get("exact", True) else FLAG)
@@ -782,15 +787,19 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
     if inproc:
         L.append("## Thread scaling measured in one process (interleaved with the multi-thread runs)")
         L.append("")
-        L.append("| corpus | encoding | tool | thr | MB/s at 1 thread | MB/s at thr | ratio | count: 1 thread | count: thr | ratio |")
-        L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        L.append("CPU probe: bench.py's sha256 probe on 8 MB buffers right before and after the row "
+                 "(2.0 = two idle cores on a 2-core machine; the ratios cannot exceed it).")
+        L.append("")
+        L.append("| corpus | encoding | tool | thr | MB/s at 1 thread | MB/s at thr | ratio | count: 1 thread | count: thr | ratio | CPU probe |")
+        L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for r, t in inproc:
             one, many = r["tools"][f"{t}@1"].get("mbps"), r["tools"].get(t, {}).get("mbps")
             c1 = r["tools"].get(f"{t}@1 count", {}).get("mbps")
             cn = r["tools"].get(f"{t} count", {}).get("mbps")
             L.append(f"| {r['corpus']} | {r['encoding'].replace('_base', '')} | {t} | {r['threads']} | {fmt(one)} | "
                      f"{fmt(many)} | {many / one:.2f}× | {fmt(c1)} | {fmt(cn)} | "
-                     + (f"{cn / c1:.2f}× |" if c1 and cn else "— |"))
+                     + (f"{cn / c1:.2f}× |" if c1 and cn else "— |")
+                     + (" {:.2f}× / {:.2f}× |".format(*r["cpu_probe"]) if r.get("cpu_probe") else " — |"))
         L.append("")
     # exactness
     L.append("## Exactness vs tiktoken")
