@@ -3,7 +3,11 @@ table, hypothesis over all of Unicode, and pathological inputs."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -201,11 +205,6 @@ print("ok", len(lines))
 def test_piece_cache_rounds_and_budget(name, budget_mb):
     """Every corpus line, encoded three times in one process: ids equal tiktoken's whether they come
     from the BPE, the thread's piece caches, or a cache that the 1 MiB budget keeps emptying."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     env = dict(os.environ, ARROWTOK_CACHE_MB=budget_mb)
     r = subprocess.run([sys.executable, "-c", _CACHE_CHILD, name, str(Path(__file__).parent)],
                        env=env, capture_output=True, text=True, timeout=600)
@@ -342,14 +341,8 @@ def test_big_short_table_prefetch_path_exact():
     the look-ahead's piece starts. Fill the table past that size with ~200k distinct words, then
     encode real English and multilingual text as lines and 3,000-character rows on that thread:
     ids equal the oracle's. (A process of its own: fresh tables, the default budget.)"""
-    import os
-    import subprocess
-    import sys
-
-    from pathlib import Path
-
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]))
     env.pop("ARROWTOK_CACHE_MB", None)
     r = subprocess.run([sys.executable, "-c", _PREFETCH_SCRIPT], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert len(r.stdout.split("\n")) >= 2, r.stdout
+    assert [line.split()[0] for line in r.stdout.splitlines()] == ["cl100k_base", "o200k_base"], r.stdout

@@ -184,7 +184,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
 const use_blocks = true;
 
 /// Prefetches the short-table slots of the pieces of the block at `b` whose ends the block
-/// shows (all but the last).
+/// shows (all but the last). `b + 80 <= seg.len`: every key loads 16 bytes inside the text.
 ///
 /// Performance notes (session 21, 1 thread): the corpus stream (bench/ab_stream.py: 33 MB,
 /// 511k distinct pieces, 4,000-row batches; the table holds ~20 MB, so most lookups miss L2)
@@ -196,7 +196,7 @@ const use_blocks = true;
 /// not prefetched. The whole multilingual files (297k distinct pieces, many of them long, many
 /// scanned by the scalar scanner): 0.974x (o200k) / 0.997x (cl100k), with the CPU probe at
 /// 1.91x; a first run on a noisy machine had read 1.128x / 1.027x. Running the scalar scanner
-/// four pieces ahead of the lookups with the same prefetch: 1.005x / 1.000x, not kept. `b + 80 <= seg.len`: every key loads 16 bytes inside the text.
+/// four pieces ahead of the lookups with the same prefetch: 1.005x / 1.000x, not kept.
 inline fn prefetchBlock(seg: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
     var m = mask & ~@as(u64, 1);
     var s: usize = b;
@@ -235,7 +235,8 @@ inline fn reserve(sink: *Sink, n: usize) !void {
 pub fn encodeOrdinary(v: *const Vocab, seg: []const u8, sink: *Sink, scratch: *vocab_mod.Scratch) !void {
     if (seg.len == 0) return;
     switch (v.pattern) {
-        // One instantiation per (count, shared) pair: neither is a branch per piece.
+        // One instantiation per (count, shared, prefetch): none is a branch per piece. The
+        // snapshot's jobs do not prefetch (their own tables are the second place looked in).
         inline else => |pat| switch (@as(u3, @intFromBool(sink.count_only)) | @as(u3, @intFromBool(scratch.snap != null)) << 1 |
             @as(u3, @intFromBool(scratch.snap == null and vocab_mod.shortTableBig(scratch))) << 2) {
             inline else => |k| if (k & 6 == 6) unreachable else try encodeOrdinaryWith(pat, k & 1 != 0, k & 2 != 0, k & 4 != 0, v, seg, sink, scratch),
@@ -836,8 +837,8 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
 }
 
 /// The smallest column split into tasks: 48 KiB when the call comes within the pool's polling
-/// window of the last multi-thread call (`pool.backToBack`: back-to-back batches), else 256 KiB, since waking a
-/// sleeping helper (25-130 us on a virtual machine, and on this one its CPU then runs slowly
+/// window of the last multi-thread call (`pool.backToBack`: back-to-back batches), else 256 KiB,
+/// since waking a sleeping helper (25-130 us on a virtual machine, and on this one its CPU then runs slowly
 /// for a while) costs more than half of a smaller column's time.
 /// Back-to-back 2-thread calls on English (bench/bench_batches.py), 2 threads / 1 thread:
 /// 64 KB columns 1.00x -> 1.79x, 128 KB 1.01x -> 2.09x, 250 KB 1.00x -> 1.88x. Split whatever

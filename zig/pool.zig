@@ -157,7 +157,7 @@ fn workerMain(s: *State, start_generation: u64, index: usize) void {
     while (true) {
         if (s.generation == seen and spin > 0) {
             // A job often follows soon (the copy after an encode job, the next batch): polling
-            // saves the wake-up, which costs 50-130 us on a virtual machine's idle CPU.
+            // saves the wake-up, which costs 25-130 us on a virtual machine's idle CPU.
             const ns = spin;
             spin = 0;
             _ = c.pthread_mutex_unlock(&s.mu);
