@@ -64,6 +64,19 @@ class TextCall(C.Structure):
     ]
 
 
+class DecodeCall(C.Structure):
+    """Arguments of at_decode_blk (one block per thread and encoding, reused)."""
+    _fields_ = [
+        ("vocab", P),
+        ("ids", P),
+        ("n", C.c_uint64),
+        ("out", P),
+        ("cap", C.c_uint64),
+        ("needed", C.c_uint64),
+        ("bad_index", C.c_int64),
+    ]
+
+
 class Output(C.Structure):
     _fields_ = [
         ("handle", P),
@@ -112,7 +125,7 @@ class DecodeOutput(C.Structure):
     ]
 
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 # x86-64-v3 = AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT, MOVBE (plus v2's SSE4.2, POPCNT).
@@ -183,6 +196,10 @@ def _load() -> C.CDLL:
         fn = getattr(lib, name)
         fn.argtypes = args
         fn.restype = res
+    # No argtypes on purpose (see at_encode_small in zig/root.zig): called only with a byref of
+    # a TextCall, a bytes object and an int below 2^31; restype stays the default C int.
+    lib.at_encode_small.restype = C.c_int
+    lib.at_decode_blk.restype = C.c_int  # (a byref of a DecodeCall)
     got = lib.at_abi_version()
     if got != ABI_VERSION:
         raise ImportError(f"arrowtok: {path} has ABI version {got}, this package needs {ABI_VERSION}; rebuild it")

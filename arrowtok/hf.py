@@ -332,6 +332,7 @@ class HFEncoding(Encoding):
     """An `arrowtok.Encoding` loaded from a Hugging Face tokenizer.json (byte-level BPE)."""
 
     _utf8_views = False  # _encode_utf8 below may decode its input again: it needs bytes
+    _fast_text = False  # and it adds normalizers and added tokens: every text goes through it
 
     def __init__(self, source, *, name: str | None = None, warn: bool = True):
         cfg, path, text = _read_json(source)
@@ -783,6 +784,8 @@ def _fill_base_attributes(enc: "HFEncoding") -> None:
             setattr(enc, k, type(v)())
         elif isinstance(v, lock_type):
             setattr(enc, k, threading.Lock())
+        elif isinstance(v, threading.local):
+            setattr(enc, k, threading.local())
         elif v is None or isinstance(v, (bool, int, float, str)):
             setattr(enc, k, v)
         else:

@@ -89,6 +89,84 @@ def test_surrogates_like_tiktoken(enc, ref):
     assert enc.encode_batch([s, "x"]) == ref.encode_batch([s, "x"])
 
 
+def test_short_text_path_sizes_and_threads(name, ref):
+    """Texts under E._VIEW_MIN characters take Encoding._fast (one prepared block and buffer per
+    thread and encoding, at_encode_small). Sizes from empty to just under the limit in 4-byte
+    characters (the buffer grows from 4096 ids on the way), then 8 threads that each alternate
+    both encodings and every size: the ids, lists and arrays, equal tiktoken's."""
+    import threading
+
+    import numpy as np
+
+    other = "o200k_base" if name == "cl100k_base" else "cl100k_base"
+    encs = [arrowtok.get_encoding(name), arrowtok.get_encoding(other)]
+    unit = "Hello, world! It's 2024 — 東京 😀\r\n  x  "
+    texts = ["", "x", unit, unit * 150, "😀" * 2000, "ab" * 5000, "😀" * (E._VIEW_MIN - 1), "a😀" * 20000,
+             "\U0010ffff" * 5000, unit[:7]]
+    assert len(texts[6].encode()) > 4096 * 60  # past the first buffer, and on the fast path
+    want = {}
+    from oracle import oracle
+    for e in encs:
+        r = ref if e.name == name else oracle(e.name)
+        want[e.name] = [r.encode_ordinary(t) for t in texts]
+    for e in encs:
+        for t, w in zip(texts, want[e.name]):
+            assert e.encode_ordinary(t) == w
+            assert e.encode(t) == w
+            got = e.encode_to_numpy(t)
+            assert got.dtype == np.uint32 and got.tolist() == w
+    errors = []
+
+    def run(k):
+        try:
+            for r in range(3):
+                for i in range(len(texts)):
+                    j = (i * 7 + k + r) % len(texts)
+                    e = encs[(i + k) % 2]
+                    w = want[e.name][j]
+                    assert e.encode_ordinary(texts[j]) == w, (e.name, j)
+                    assert e.encode_to_numpy(texts[j], disallowed_special=()).tolist() == w, (e.name, j)
+        except BaseException as ex:  # noqa: BLE001
+            errors.append(repr(ex)[:300])
+
+    ts = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in ts) and not errors, errors[:3]
+
+
+def test_decode_list_path(enc, ref):
+    """Lists of up to E._DECODE_VIA_TLS ids decode through the thread's block (at_decode_blk);
+    other inputs, and lists with an id out of range, through numpy. Both give tiktoken's bytes,
+    and the same KeyError naming the id and its position."""
+    import numpy as np
+
+    texts = ["hello world", "😀 東京 — x", "<|endoftext|> as text", ""]
+    lists = [ref.encode_ordinary(t) for t in texts] + [[enc.eot_token, 100, enc.eot_token]]
+    # longest tokens, many of them: the output outgrows the block's first buffer (16 KiB)
+    long_ids = sorted(range(ref.n_vocab - 2000), key=lambda i: -len(ref.decode_single_token_bytes(i)))[:400]
+    lists += [long_ids * 40, (long_ids * 41)[: E._DECODE_VIA_TLS], (long_ids * 41)[: E._DECODE_VIA_TLS + 1]]
+    for ids in lists:
+        want = ref.decode_bytes(ids)
+        assert enc.decode_bytes(ids) == want
+        assert enc.decode_bytes(np.array(ids, np.int64)) == want
+        assert enc.decode_bytes(tuple(ids)) == want
+        assert enc.decode(ids) == ref.decode(ids)
+    assert enc.decode_bytes([True, False]) == ref.decode_bytes([1, 0])
+    for ids, bad, pos in [([1, 2, enc.n_vocab + 10], enc.n_vocab + 10, 2), ([5, -1], -1, 1), ([0, 2**32], 2**32, 1)]:
+        with pytest.raises(KeyError) as e:
+            enc.decode_bytes(ids)
+        assert f"invalid token id {bad} at position {pos}" in str(e.value)
+        with pytest.raises((KeyError, OverflowError)):  # tiktoken: OverflowError outside u32
+            ref.decode_bytes(ids)
+    with pytest.raises((KeyError, OverflowError)):
+        enc.decode_bytes([0, 2**70])
+    with pytest.raises((TypeError, ValueError)):
+        enc.decode_bytes(["a"])
+
+
 def test_encode_bytes_replace_matches_python(enc, ref):
     for raw in [b"ab\xffcd", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80x", b"\xc0\xaf", b"ok \xf4\x90\x80\x80"]:
         want = ref.encode_ordinary(raw.decode("utf-8", "replace"))

@@ -269,6 +269,17 @@ def test_abi_rejects_bad_arguments(enc):
     assert lib.at_encode_text_blk(ctypes.byref(blk), b"hello world") == N.BUFFER_TOO_SMALL
     blk.opts = None
     assert lib.at_encode_text_blk(ctypes.byref(blk), b"hello world") == N.INVALID_ARGUMENT
+    # at_encode_small: minus the status, or the number of ids
+    assert lib.at_encode_small(None, b"x", 1) == -N.INVALID_ARGUMENT
+    assert lib.at_encode_small(ctypes.byref(blk), b"x", -1) == -N.INVALID_ARGUMENT
+    assert lib.at_encode_small(ctypes.byref(blk), b"hello world", 11) == -N.INVALID_ARGUMENT  # no options
+    blk.opts = ctypes.addressof(opts)
+    assert lib.at_encode_small(ctypes.byref(blk), b"hello world", 11) == -N.BUFFER_TOO_SMALL
+    assert lib.at_encode_small(ctypes.byref(blk), b"\xff", 1) == -N.INVALID_UTF8 and blk.bad_offset == 0
+    big = np.empty(16, np.uint32)
+    blk.out, blk.cap = big.ctypes.data, 16
+    assert lib.at_encode_small(ctypes.byref(blk), b"hello world", 11) == 2 == blk.got
+    assert big[:2].tolist() == enc.encode_ordinary("hello world")
 
 
 def _from_bytes(typ, rows, validity=None):

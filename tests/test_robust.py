@@ -138,6 +138,21 @@ probe("decode_column NULL values, non-empty list", lambda: dcol(N.ListInput(offs
 probe("decode_column NULL values, empty lists", lambda: dcol(N.ListInput(offsets=np.zeros(3, np.int32).ctypes.data, n_rows=2, offsets_len=12)))
 probe("decode_column arr_offset -1", lambda: dcol(N.ListInput(offsets=loffs.ctypes.data, values=ids.ctypes.data, n_rows=2, arr_offset=-1)))
 
+db = N.DecodeCall(vocab=V, ids=ids.ctypes.data, n=2, out=C.addressof(buf), cap=64)
+dblk = lambda **kw: lib.at_decode_blk(C.byref(N.DecodeCall(**{**dict(vocab=V, ids=ids.ctypes.data, n=2, out=C.addressof(buf), cap=64), **kw})))
+probe("decode_blk NULL block", lambda: lib.at_decode_blk(None))
+probe("decode_blk NULL vocab / ids / out", lambda: [dblk(vocab=None), dblk(ids=None), dblk(out=None)])
+probe("decode_blk n 2**64-1, NULL ids", lambda: dblk(ids=None, n=2**64 - 1))
+probe("decode_blk cap 0 / 1 / huge", lambda: [dblk(cap=0), dblk(cap=1), dblk(cap=2**64 - 1)])
+probe("decode_blk good", lambda: [dblk(), db.needed if lib.at_decode_blk(C.byref(db)) == 0 else -1])
+tb = lambda **kw: N.TextCall(**{**dict(vocab=V, opts=C.addressof(opts), out=out.ctypes.data, cap=64), **kw})
+small = lambda blk, d, n: lib.at_encode_small(C.byref(blk) if blk is not None else None, d, n)
+probe("encode_small NULL block", lambda: small(None, b"hi", 2))
+probe("encode_small len -1 / -2**31", lambda: [small(tb(), b"hi", -1), small(tb(), b"hi", -(2**31))])
+probe("encode_small NULL data, len 5 / len 0", lambda: [small(tb(), None, 5), small(tb(), None, 0)])
+probe("encode_small NULL vocab / opts / out", lambda: [small(tb(vocab=None), b"hi", 2), small(tb(opts=None), b"hi", 2), small(tb(out=None), b"hi", 2)])
+probe("encode_small cap 0 / huge", lambda: [small(tb(cap=0), b"hello", 5), small(tb(cap=2**64 - 1), b"hello", 5)])
+probe("encode_small invalid UTF-8", lambda: small(tb(), b"ab\xff", 3))
 probe("vocab_rank NULL data, len 3", lambda: lib.at_vocab_rank(V, None, 3))
 probe("vocab_rank len 0", lambda: lib.at_vocab_rank(V, b"", 0))
 probe("vocab_rank NULL vocab", lambda: lib.at_vocab_rank(None, b"a", 1))
@@ -158,7 +173,7 @@ _EXPECT = {
     "encode_text len 0, NULL data and out": 0, "encode_text NULL data, len 5": 1, "encode_text NULL out, cap 64": 1,
     "encode_text cap 0": 7, "encode_text huge cap": 0, "encode_text NULL vocab": 1,
     "decode_tokens n 0, NULL ids": 0, "decode_tokens NULL ids, n 2": 1, "decode_tokens NULL ids, n 2**64-1": 1,
-    "decode_tokens NULL out, cap 0": 7, "decode_tokens NULL out, huge cap": 0, "decode_tokens huge cap": 0,
+    "decode_tokens NULL out, cap 0": 7, "decode_tokens NULL out, huge cap": 1, "decode_tokens huge cap": 0,
     "decode_tokens NULL vocab": 1, "decode_column zero rows, NULL": 0,
     "decode_column NULL input / output / vocab": [1, 1, 1], "decode_column NULL values, non-empty list": 1,
     "decode_column NULL values, empty lists": 0, "decode_column arr_offset -1": 1,
@@ -166,6 +181,11 @@ _EXPECT = {
     "vocab_load NULL data, len 9": 1, "vocab_load len 0": 6, "vocab_load pattern 2**32-1": 1,
     "set_specials NULL vocab": 1, "set_specials n 3, NULL pointers": 1,
     "n_ids / max_token_len / free / result_free of NULL": [0, 0, None, None],
+    "decode_blk NULL block": 1, "decode_blk NULL vocab / ids / out": [1, 1, 1],
+    "decode_blk n 2**64-1, NULL ids": 1, "decode_blk cap 0 / 1 / huge": [7, 7, 0], "decode_blk good": [0, 11],
+    "encode_small NULL block": -1, "encode_small len -1 / -2**31": [-1, -1],
+    "encode_small NULL data, len 5 / len 0": [-1, 0], "encode_small NULL vocab / opts / out": [-1, -1, -1],
+    "encode_small cap 0 / huge": [-7, 1], "encode_small invalid UTF-8": -3,
 }
 for _n in (1, 2**31, 2**40, 2**62, 2**63 - 1):
     _EXPECT[f"n_rows {_n}, NULL buffers"] = 1
