@@ -211,6 +211,61 @@ def test_abi_hostile_calls_return_a_status():
 
 
 # ---------------------------------------------------------------------------------------------
+# Buffers that end at an unmapped page: the encoder loads past a row (16-byte keys, 64-byte
+# blocks) only inside the buffer the row lies in.
+
+_GUARD_PAGE = r"""
+import ctypes as C, mmap, sys
+import numpy as np, pyarrow as pa
+import arrowtok
+from oracle import oracle
+libc = C.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [C.c_void_p, C.c_size_t, C.c_int]
+PAGE = mmap.PAGESIZE
+keep = []
+
+def at_page_end(data: bytes):
+    # data's last byte is the last readable byte: the next page is PROT_NONE
+    n = (len(data) + PAGE - 1) // PAGE + 1
+    m = mmap.mmap(-1, n * PAGE)
+    base = C.addressof(C.c_char.from_buffer(m))
+    assert libc.mprotect(base + (n - 1) * PAGE, PAGE, 0) == 0
+    off = (n - 1) * PAGE - len(data)
+    m[off:off + len(data)] = data
+    keep.append(m)
+    return pa.foreign_buffer(base + off, len(data), base=None)
+
+rows = ["a", "hello world", "x" * 70, "naïve café ", "東京", " 12345", "", "Hello, world! It's 2024 \r\n x",
+        "word " * 13 + "end", "z"]
+for name in ("cl100k_base", "o200k_base"):
+    enc, ref = arrowtok.get_encoding(name), oracle(name)
+    want = [ref.encode_ordinary(r) for r in rows]
+    for k in range(len(rows)):
+        part = rows[k:] + rows[:k]  # every row once the last one, ending at the page
+        data = "".join(part).encode()
+        offs = np.cumsum([0] + [len(r.encode()) for r in part]).astype(np.int32)
+        arr = pa.Array.from_buffers(pa.string(), len(part), [None, pa.py_buffer(offs.tobytes()), at_page_end(data)])
+        w = want[k:] + want[:k]
+        for t in (1, 2):
+            assert arr.to_pylist() == part
+            assert enc.encode_arrow(arr, threads=t).to_pylist() == w, (name, k, t)
+            assert enc.count_tokens_arrow(arr, threads=t).to_pylist() == [len(x) for x in w]
+        # string_view: the views buffer ends at the page (the last row inline, <= 12 bytes)
+        sv = pa.array(part, pa.string_view())
+        bufs = sv.buffers()
+        views = at_page_end(bufs[1].to_pybytes())
+        sv2 = pa.Array.from_buffers(pa.string_view(), len(part), [None, views] + bufs[2:])
+        assert enc.encode_arrow(sv2, threads=1).to_pylist() == w, (name, k, "view")
+print("ok")
+"""
+
+
+def test_no_load_past_a_buffer_that_ends_at_an_unmapped_page():
+    p = run_child(_GUARD_PAGE, timeout=300)
+    assert p.returncode == 0 and p.stdout.split()[-1:] == ["ok"], (p.returncode, (p.stdout + p.stderr)[-2000:])
+
+
+# ---------------------------------------------------------------------------------------------
 # Safety-checked build: the fast part of the suite against a ReleaseSafe library
 
 

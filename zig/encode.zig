@@ -103,6 +103,14 @@ pub const Sink = struct {
     buf: *std.ArrayList(u32),
     count_only: bool,
     count: u64 = 0,
+    /// An address past the text being encoded up to which its buffer may be loaded from (its
+    /// bytes are never used: 16-byte piece keys and 64-byte blocks mask them off), or 0. A
+    /// column's rows set it to their buffer's end, so a row's last pieces and block need no
+    /// copy and no byte-by-byte key. In-process A/B (bench/ab_builds.py, 25 rounds, cl100k /
+    /// o200k, CPU probe 1.4-1.8): 200k lines 1.127x / 1.107x (1.085-1.124x in earlier runs),
+    /// 20k documents 0.999x / 1.044x (0.97-1.08x over five runs: noise, rows of 231 bytes on
+    /// average), English 0.996x. A test maps the buffer's end next to an unmapped page.
+    read_end: usize = 0,
 
     inline fn one(sk: *Sink, id: u32) !void {
         if (!sk.count_only) try sk.buf.append(sk.gpa, id);
@@ -122,7 +130,11 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
     const limit = base + seg.len;
     var w: usize = base;
     var pos: usize = 0;
-    if ((pat == .cl100k or pat == .o200k) and use_blocks and blockscan.worthBlocks(seg)) {
+    // Bytes readable from seg.ptr (seg and what follows it in the caller's buffer).
+    const seg_end = @intFromPtr(seg.ptr) + seg.len;
+    const avail = seg.len + if (sink.read_end > seg_end) sink.read_end - seg_end else 0;
+    const wide = seg.ptr[0..avail];
+    if ((pat == .cl100k or pat == .o200k) and use_blocks and blockscan.worthBlocks(seg, avail)) {
         const bpat: blockscan.Pat = if (pat == .cl100k) .cl100k else .o200k;
         var stretch: usize = 32;
         // Piece starts 64 bytes at a time (blockscan.zig); the scalar scanner where a block
@@ -131,7 +143,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
         var ahead_at: usize = std.math.maxInt(usize);
         while (pos < seg.len) {
             const b = pos;
-            const r = if (prefetch and ahead_at == b) ahead else blockscan.blockStarts(bpat, seg, b);
+            const r = if (prefetch and ahead_at == b) ahead else blockscan.blockStarts(bpat, seg, avail, b);
             if (prefetch) {
                 // One block ahead: the next block starts at this one's last piece start (when
                 // this block decides its pieces); its pieces' slots load while this block's
@@ -140,17 +152,17 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
                 ahead_at = std.math.maxInt(usize);
                 if (!r.cut and m0 != 0) {
                     const nb = b + (63 - @clz(m0));
-                    if (nb + 80 <= seg.len) {
-                        ahead = blockscan.blockStarts(bpat, seg, nb);
+                    if (nb + 80 <= avail and nb < seg.len) {
+                        ahead = blockscan.blockStarts(bpat, seg, avail, nb);
                         ahead_at = nb;
-                        prefetchBlock(seg, nb, ahead.mask, scratch);
+                        prefetchBlock(wide, nb, ahead.mask, scratch);
                     }
                 }
             }
             var m = r.mask & ~@as(u64, 1);
             while (m != 0) : (m &= m - 1) {
                 const end = b + @ctz(m);
-                w += try emitPiece(count, shared, v, seg, pos, end, dst[w..limit], scratch, sink);
+                w += try emitPiece(count, shared, v, seg, wide, pos, end, dst[w..limit], scratch, sink);
                 pos = end;
             }
             if (r.cut or pos == b) {
@@ -164,7 +176,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
                 } else stretch = 32;
                 while (pos < seg.len) {
                     const end = pretok.nextPieceEnd(pat, seg, pos);
-                    w += try emitPiece(count, shared, v, seg, pos, end, dst[w..limit], scratch, sink);
+                    w += try emitPiece(count, shared, v, seg, wide, pos, end, dst[w..limit], scratch, sink);
                     pos = end;
                     if (pos >= stop) break;
                 }
@@ -173,7 +185,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
     } else {
         while (pos < seg.len) {
             const end = pretok.nextPieceEnd(pat, seg, pos);
-            w += try emitPiece(count, shared, v, seg, pos, end, dst[w..limit], scratch, sink);
+            w += try emitPiece(count, shared, v, seg, wide, pos, end, dst[w..limit], scratch, sink);
             pos = end;
         }
     }
@@ -184,7 +196,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
 const use_blocks = true;
 
 /// Prefetches the short-table slots of the pieces of the block at `b` whose ends the block
-/// shows (all but the last). `b + 80 <= seg.len`: every key loads 16 bytes inside the text.
+/// shows (all but the last). `b + 80 <= wide.len`: every key loads 16 readable bytes.
 ///
 /// Performance notes (session 21, 1 thread): the corpus stream (bench/ab_stream.py: 33 MB,
 /// 511k distinct pieces, 4,000-row batches; the table holds ~20 MB, so most lookups miss L2)
@@ -197,20 +209,20 @@ const use_blocks = true;
 /// scanned by the scalar scanner): 0.974x (o200k) / 0.997x (cl100k), with the CPU probe at
 /// 1.91x; a first run on a noisy machine had read 1.128x / 1.027x. Running the scalar scanner
 /// four pieces ahead of the lookups with the same prefetch: 1.005x / 1.000x, not kept.
-inline fn prefetchBlock(seg: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
+inline fn prefetchBlock(wide: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
     var m = mask & ~@as(u64, 1);
     var s: usize = b;
     while (m != 0) : (m &= m - 1) {
         const e = b + @ctz(m);
         const len = e - s;
-        if (len >= 2 and len <= 16) vocab_mod.prefetchShort(scratch, vocab_mod.shortKeyAt(seg, s, len), len);
+        if (len >= 2 and len <= 16) vocab_mod.prefetchShort(scratch, vocab_mod.shortKeyAt(wide, s, len), len);
         s = e;
     }
 }
 
 /// Encodes the piece seg[pos..end] into `out`; returns how far the output advances (0 in count
-/// mode) and counts the tokens.
-inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab, seg: []const u8, pos: usize, end: usize, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
+/// mode) and counts the tokens. `wide`: seg and the readable bytes after it.
+inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab, seg: []const u8, wide: []const u8, pos: usize, end: usize, out: []u32, scratch: *vocab_mod.Scratch, sink: *Sink) !usize {
     const piece = seg[pos..end];
     const n = switch (piece.len) {
         1 => blk: {
@@ -218,7 +230,7 @@ inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab
             break :blk 1;
         },
         2...16 => blk: {
-            const key = if (pos + 16 <= seg.len) vocab_mod.shortKeyAt(seg, pos, piece.len) else vocab_mod.shortKey(piece);
+            const key = if (pos + 16 <= wide.len) vocab_mod.shortKeyAt(wide, pos, piece.len) else vocab_mod.shortKey(piece);
             break :blk try vocab_mod.shortPiece(!count, shared, v, piece, key, out, scratch);
         },
         else => try vocab_mod.encodePieceLong(v, piece, out, scratch),
@@ -303,6 +315,26 @@ pub const Input = extern struct {
                 const bi: usize = @intCast(std.mem.readInt(i32, vw[8..12], .little));
                 const off: usize = @intCast(std.mem.readInt(i32, vw[12..16], .little));
                 return in.view_buffers.?[bi][off .. off + len];
+            },
+        }
+    }
+
+    /// The end (an address) of the buffer row i's bytes lie in, or 0 (Sink.read_end). Only
+    /// valid after `validate` accepted the input.
+    inline fn readEnd(in: *const Input, i: usize) usize {
+        const k = @as(usize, @intCast(in.arr_offset)) + i;
+        switch (@as(Layout, @enumFromInt(in.layout))) {
+            .offsets32, .offsets64 => {
+                const d = in.data orelse return 0;
+                return @intFromPtr(d) + @as(usize, @intCast(in.data_len));
+            },
+            .view => {
+                const views: [*]const [16]u8 = @ptrCast(in.offsets.?);
+                const vw = &views[k];
+                const len = std.mem.readInt(i32, vw[0..4], .little);
+                if (len <= 12) return @intFromPtr(in.offsets.?) + @as(usize, @intCast(in.offsets_len));
+                const bi: usize = @intCast(std.mem.readInt(i32, vw[8..12], .little));
+                return @intFromPtr(in.view_buffers.?[bi]) + @as(usize, @intCast(in.view_buffer_lens.?[bi]));
             },
         }
     }
@@ -532,6 +564,7 @@ const Ctx = struct {
                 continue;
             }
             var text = ctx.in.row(i);
+            sink.read_end = ctx.in.readEnd(i);
             if (utf8.firstInvalid(text)) |bad| {
                 if (ctx.opts.errors_replace == 0) {
                     task.status = .invalid_utf8;
@@ -542,6 +575,7 @@ const Ctx = struct {
                 try slot.scratch.text.resize(ctx.gpa, utf8.repairBound(text.len));
                 const n = utf8.repair(text, slot.scratch.text.items);
                 text = slot.scratch.text.items[0..n];
+                sink.read_end = 0;
             }
             const before = sink.count;
             if (row_threads > 1) {
