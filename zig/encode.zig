@@ -565,7 +565,10 @@ const Ctx = struct {
             }
             var text = ctx.in.row(i);
             sink.read_end = ctx.in.readEnd(i);
-            if (utf8.firstInvalid(text)) |bad| {
+            // (An empty row's slice has no address inside the buffer: no slack for it.)
+            const row_end = @intFromPtr(text.ptr) + text.len;
+            const slack = if (text.len != 0 and sink.read_end > row_end) sink.read_end - row_end else 0;
+            if (utf8.firstInvalidIn(text, text.len + slack)) |bad| {
                 if (ctx.opts.errors_replace == 0) {
                     task.status = .invalid_utf8;
                     task.err_row = i;
