@@ -335,6 +335,10 @@ class Encoding:
         return frozenset(disallowed_special)
 
     @functools.cached_property
+    def _special_firsts(self) -> tuple[str, ...]:
+        return _prefixes(self._all_specials)
+
+    @functools.cached_property
     def _all_specials(self) -> frozenset[str]:
         return frozenset(self.special_tokens_set)
 
@@ -509,11 +513,20 @@ class Encoding:
     def encode(self, text: str, *, allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
         """Encode like tiktoken's `Encoding.encode` (same defaults: special-token text raises ValueError)."""
-        allowed = self._allowed(allowed_special) if allowed_special else {}
-        if disallowed_special:
-            disallowed = self._disallowed(allowed, disallowed_special)
-            if disallowed:
-                self._check_disallowed(text, disallowed)
+        if not allowed_special and disallowed_special == "all":
+            # The default: every special token disallowed. One substring test per distinct
+            # first character of the specials ("<" for the known encodings) rules most texts out.
+            allowed = {}
+            for c in self._special_firsts:
+                if c in text:
+                    self._check_disallowed(text, self._all_specials)
+                    break
+        else:
+            allowed = self._allowed(allowed_special) if allowed_special else {}
+            if disallowed_special:
+                disallowed = self._disallowed(allowed, disallowed_special)
+                if disallowed:
+                    self._check_disallowed(text, disallowed)
         if not allowed and self._fast_text and len(text) < _VIEW_MIN:
             try:
                 data = text.encode("utf-8")
