@@ -123,7 +123,8 @@ const Vocab = vocab.Vocab;
 const no_rank = vocab.no_rank;
 
 /// Pieces of at least this many bytes take the backtracking encoder (when the vocabulary has its
-/// tables); shorter ones keep vocab.zig's scan merge. Measured, uncached, pieces cut from
+/// tables); shorter ones keep vocab.zig's scan merge. Session 22, the corpus stream's first pass
+/// (bench/ab_stream.py, where new pieces are merged): 17 -> 0.989x, 9 -> 0.896x of 33. Measured, uncached, pieces cut from
 /// concatenated English words / Chinese text / random letters, time vs the scan merge:
 /// 16 B: 0.96-1.10 / 0.41 / 0.65-0.72; 24 B: 0.79-0.92 / 0.33 / 0.56-0.63; 32 B: 0.71-0.85 /
 /// 0.28 / 0.53-0.58; 96 B: 0.55-0.64 / 0.19 / 0.41-0.44 (cl100k-o200k).
