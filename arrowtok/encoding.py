@@ -327,6 +327,25 @@ class Encoding:
             s = self._special_cache.setdefault(key, _SpecialSet(allowed))
         return s
 
+    def _specials_in(self, text: str, allowed_special, disallowed_special) -> dict[str, int]:
+        """The special tokens to recognise in `text` (`encode`'s arguments; `_allowed` decides,
+        which HFEncoding extends with its always-on added tokens); raises tiktoken's ValueError
+        when `text` holds a disallowed one."""
+        allowed = self._allowed(allowed_special)
+        if not allowed and disallowed_special == "all":
+            # The default: every special token disallowed. One substring test per distinct
+            # first character of the specials ("<" for the known encodings) rules most texts out.
+            for c in self._special_firsts:
+                if c in text:
+                    self._check_disallowed(text, self._all_specials)
+                    break
+            return allowed
+        if disallowed_special:
+            disallowed = self._disallowed(allowed, disallowed_special)
+            if disallowed:
+                self._check_disallowed(text, disallowed)
+        return allowed
+
     def _disallowed(self, allowed: dict[str, int], disallowed_special) -> frozenset[str]:
         if disallowed_special == "all":
             if not allowed:  # the default: every special token (one set per encoding, not per call)
@@ -426,9 +445,17 @@ class Encoding:
     # machine. HFEncoding's own `_encode_utf8` (normalizers, added tokens) turns it off.
     _fast_text = True
 
-    def _fast(self, data: bytes) -> tuple[_Fast, int]:
-        """Encode `data` (UTF-8 of a str of under _VIEW_MIN characters, so under _PARALLEL_MIN
-        bytes) into this thread's block's buffer: (block, number of ids)."""
+    def _fast(self, text: str) -> tuple[_Fast, int] | None:
+        """Encode `text`, with no special tokens to recognise, into this thread's block's
+        buffer: (block, number of ids); None where the general path must take it (texts of
+        _VIEW_MIN characters or more, lone surrogates, HFEncoding). Under _VIEW_MIN characters
+        is under _PARALLEL_MIN bytes: always one thread."""
+        if not self._fast_text or len(text) >= _VIEW_MIN:
+            return None
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
         fb = getattr(self._fast_local, "b", None)
         if fb is None:
             fb = self._fast_local.b = _Fast(self._vocab.handle, self._opts(None, False, 1)[1])
@@ -444,19 +471,9 @@ class Encoding:
                         disallowed_special: Literal["all"] | Collection[str] = "all") -> np.ndarray:
         """`encode`, returning a uint32 numpy array (tiktoken's `encode_to_numpy`): no Python int
         per token, so large documents stay fast."""
-        allowed = self._allowed(allowed_special) if allowed_special else {}
-        if disallowed_special:
-            disallowed = self._disallowed(allowed, disallowed_special)
-            if disallowed:
-                self._check_disallowed(text, disallowed)
-        if not allowed and self._fast_text and len(text) < _VIEW_MIN:
-            try:
-                data = text.encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogates: the general path below
-                pass
-            else:
-                fb, got = self._fast(data)
-                return fb.np[:got].copy()
+        allowed = self._specials_in(text, allowed_special, disallowed_special)
+        if not allowed and (r := self._fast(text)) is not None:
+            return r[0].np[:r[1]].copy()
         data, n = self._utf8_ref(text)  # `text` outlives the call: a view of it stays valid
         tl = _tls()
         if n <= _NUMPY_VIA_TLS:  # small: through the thread's buffer, then one copy
@@ -499,42 +516,17 @@ class Encoding:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode, treating special-token text as ordinary text (tiktoken's `encode_ordinary`)."""
-        if self._fast_text and len(text) < _VIEW_MIN:
-            try:
-                data = text.encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogates: the general path below
-                pass
-            else:
-                fb, got = self._fast(data)
-                return fb.mv[:got].tolist()
+        if (r := self._fast(text)) is not None:
+            return r[0].mv[:r[1]].tolist()
         data, n = self._utf8_ref(text)
         return self._encode_utf8(data, None, "strict", n)
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
         """Encode like tiktoken's `Encoding.encode` (same defaults: special-token text raises ValueError)."""
-        if not allowed_special and disallowed_special == "all":
-            # The default: every special token disallowed. One substring test per distinct
-            # first character of the specials ("<" for the known encodings) rules most texts out.
-            allowed = {}
-            for c in self._special_firsts:
-                if c in text:
-                    self._check_disallowed(text, self._all_specials)
-                    break
-        else:
-            allowed = self._allowed(allowed_special) if allowed_special else {}
-            if disallowed_special:
-                disallowed = self._disallowed(allowed, disallowed_special)
-                if disallowed:
-                    self._check_disallowed(text, disallowed)
-        if not allowed and self._fast_text and len(text) < _VIEW_MIN:
-            try:
-                data = text.encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogates: the general path below
-                pass
-            else:
-                fb, got = self._fast(data)
-                return fb.mv[:got].tolist()
+        allowed = self._specials_in(text, allowed_special, disallowed_special)
+        if not allowed and (r := self._fast(text)) is not None:
+            return r[0].mv[:r[1]].tolist()
         data, n = self._utf8_ref(text)
         return self._encode_utf8(data, self._special_set(allowed), "strict", n)
 

@@ -223,6 +223,25 @@ def test_lstrip_rstrip(tok_dir, family):
     assert enc.encode_arrow(texts, allowed_special="all").to_pylist() == _hf_ids(tok, texts, specials=True)
 
 
+@pytest.mark.parametrize("family", ["llama3", "gpt2"])
+def test_always_on_added_tokens_in_every_single_text_call(tok_dir, family):
+    """Non-special added tokens are split out whatever allowed_special says, by encode,
+    encode_ordinary and encode_to_numpy alike (encode_to_numpy once lost them when its default
+    arguments skipped HFEncoding._allowed)."""
+    def edit(cfg):
+        for t in cfg["added_tokens"]:
+            t["special"] = False
+    enc, tok = _variant(tok_dir, family, edit)
+    assert enc._always
+    texts = ["a <|endoftext|> b", "x<|fim_prefix|>y", "plain text"]
+    for t in texts:
+        want = tok.encode(t, add_special_tokens=False).ids
+        assert enc.encode(t) == want, t
+        assert enc.encode_ordinary(t) == want, t
+        assert enc.encode_to_numpy(t).tolist() == want, t
+        assert enc.encode_to_numpy(t, disallowed_special=()).tolist() == want, t
+
+
 def test_merges_string_and_list_forms_agree(tok_dir):
     def to_strings(cfg):
         cfg["model"]["merges"] = [" ".join(m) for m in cfg["model"]["merges"]]

@@ -112,6 +112,13 @@ pub const Sink = struct {
     /// average), English 0.996x. A test maps the buffer's end next to an unmapped page.
     read_end: usize = 0,
 
+    /// Bytes readable from s.ptr: s and what follows it up to `read_end` (an empty slice has
+    /// no address inside the buffer: none past it).
+    inline fn avail(sk: *const Sink, s: []const u8) usize {
+        const end = @intFromPtr(s.ptr) + s.len;
+        return s.len + if (s.len != 0 and sk.read_end > end) sk.read_end - end else 0;
+    }
+
     inline fn one(sk: *Sink, id: u32) !void {
         if (!sk.count_only) try sk.buf.append(sk.gpa, id);
         sk.count += 1;
@@ -131,8 +138,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
     var w: usize = base;
     var pos: usize = 0;
     // Bytes readable from seg.ptr (seg and what follows it in the caller's buffer).
-    const seg_end = @intFromPtr(seg.ptr) + seg.len;
-    const avail = seg.len + if (sink.read_end > seg_end) sink.read_end - seg_end else 0;
+    const avail = sink.avail(seg);
     const wide = seg.ptr[0..avail];
     if ((pat == .cl100k or pat == .o200k) and use_blocks and blockscan.worthBlocks(seg, avail)) {
         const bpat: blockscan.Pat = if (pat == .cl100k) .cl100k else .o200k;
@@ -567,10 +573,7 @@ const Ctx = struct {
             }
             var text = ctx.in.row(i);
             sink.read_end = ctx.in.readEnd(i);
-            // (An empty row's slice has no address inside the buffer: no slack for it.)
-            const row_end = @intFromPtr(text.ptr) + text.len;
-            const slack = if (text.len != 0 and sink.read_end > row_end) sink.read_end - row_end else 0;
-            if (utf8.firstInvalidIn(text, text.len + slack)) |bad| {
+            if (utf8.firstInvalidIn(text, sink.avail(text))) |bad| {
                 if (ctx.opts.errors_replace == 0) {
                     task.status = .invalid_utf8;
                     task.err_row = i;
