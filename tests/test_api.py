@@ -53,6 +53,37 @@ def test_encode_variants(enc, ref, text):
             assert enc.encode(text, **kwargs) == want
 
 
+def test_single_text_calls_every_special_argument(enc, ref):
+    """encode and encode_to_numpy take a shortcut when the special-token arguments cannot matter
+    (each "all" or empty, and no special's first character in the text): every combination,
+    on texts with and without "<", including a custom disallowed set of non-special strings
+    (which tiktoken checks too) and an unknown allowed name (which must raise even on "abc")."""
+    sub = {"<|endoftext|>"}
+    allowed_opts = [frozenset(), set(), "all", sub, {"<|nope|>"}]
+    disallowed_opts = ["all", (), frozenset(), sub, {"hello"}, ["<"]]
+    texts = ["abc", "hello world", "x < y", "a<|endoftext|>b", "<|fim_prefix|>", "日本 <|endoftext", "Ω" * 300]
+
+    def outcome(fn):
+        try:
+            return list(fn())
+        except ValueError as e:
+            return ("ValueError", str(e))
+
+    for text in texts:
+        for allowed in allowed_opts:
+            for disallowed in disallowed_opts:
+                kw = {"allowed_special": allowed, "disallowed_special": disallowed}
+                got = outcome(lambda: enc.encode(text, **kw))
+                got_np = outcome(lambda: [int(x) for x in enc.encode_to_numpy(text, **kw)])
+                if allowed == {"<|nope|>"}:
+                    # Stricter than tiktoken (which ignores the name): a clear error, whatever the text.
+                    msg = "not special tokens of " + enc.name + ": ['<|nope|>']"
+                    assert got == ("ValueError", msg) and got_np == got, (text, kw)
+                    continue
+                want = outcome(lambda: ref.encode(text, **kw))
+                assert got == want and got_np == want, (text, kw)
+
+
 def test_batch_and_decode(enc, ref):
     texts = [t for t in TEXTS if "<|" not in t] * 3
     assert enc.encode_batch(texts) == ref.encode_batch(texts)
