@@ -61,7 +61,7 @@ def test_single_text_calls_every_special_argument(enc, ref):
     sub = {"<|endoftext|>"}
     allowed_opts = [frozenset(), set(), "all", sub, {"<|nope|>"}]
     disallowed_opts = ["all", (), frozenset(), sub, {"hello"}, ["<"]]
-    texts = ["abc", "hello world", "x < y", "a<|endoftext|>b", "<|fim_prefix|>", "日本 <|endoftext", "Ω" * 300]
+    texts = ["abc", "hello world", "x < y", "a <| b", "a<|endoftext|>b", "<|fim_prefix|>", "日本 <|endoftext", "Ω" * 300]
 
     def outcome(fn):
         try:
