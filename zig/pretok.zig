@@ -38,6 +38,10 @@
 //! * Tried and dropped: a vector scan of ASCII A-Z in o200k's upper run (`word1`): no measurable
 //!   gain (all-caps runs are short), more code. Testing the stop lane's high bit from the vector
 //!   instead of reloading text[i] (one load fewer on the piece-to-piece dependency chain): +0-1%.
+//!   Session 23: two-byte code points (U+0080..U+07FF) read straight from the second-stage table
+//!   (its first eight blocks are those code points' own), one load instead of two dependent
+//!   ones: in-process A/B (bench/ab_builds.py, 15 rounds) multilingual 1.016x / 1.006x, 20k
+//!   documents 1.001x (cl100k) / 0.981x (o200k): noise, not kept.
 //! * What is left is mostly one hard-to-predict branch on the kind of each piece (~4.6 bytes per
 //!   piece in English, so ~7 ns per piece at ~650 MB/s). Decoding and the table lookup matter
 //!   only for non-Latin text (UDHR, Japanese), where pieces are longer.
