@@ -386,6 +386,16 @@
 //!     English column, cold, within this machine's noise (a neighbour held 0.3-0.5 of a CPU).
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
+//! - Session 23, not kept: a hot tier in front of a `Short` past L2 (the 20k documents and the
+//!   200k lines: 186,624 slots, ~3 MB with bytes 9..16), on the idea that its frequent pieces,
+//!   one to a cache line over all of it, do not stay in L2: sets of four (first-8-bytes key,
+//!   packed answer) in one 64-byte line, 4096 or 8192 sets (256 / 512 KiB), pieces of 2..8
+//!   bytes looked up there first, a `Short` hit entering its set newest first. In-process A/B
+//!   (bench/ab_builds.py, 11-15 rounds, cl100k / o200k): 4096 sets docs 1.017x / 1.049x then
+//!   0.976x / 0.985x, lines 0.978x / 0.963x then 1.007x / 1.030x; 8192 sets docs 0.984x /
+//!   1.046x, lines 0.985x / 0.927x. Noise either way: the core's L2 already keeps the lines
+//!   the frequent pieces sit in (the top 16K of the documents' short pieces cover ~80% of
+//!   their occurrences, and 16K lines fill 1 MiB).
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
 //!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3.3x (notes
 //!   there). A radix/bucket queue for the heap was not tried.
