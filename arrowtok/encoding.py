@@ -494,6 +494,26 @@ class Encoding:
             raise ArrowtokError(f"encode failed: {N.STATUS.get(-got, -got)}")
         return fb.np[:got].copy()
 
+    def _fast_count(self, text: str) -> int | None:
+        """`_fast_ids`' count only (no list of ids)."""
+        if not self._fast_text or len(text) >= _VIEW_MIN:
+            return None
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:
+            return None
+        try:
+            fb = self._fast_local.b
+        except AttributeError:
+            fb = self._fast_block()
+        n = len(data)
+        if n > fb.cap:
+            fb.grow(n)
+        got = _encode_small(fb.ref, data, n)
+        if got < 0:
+            raise ArrowtokError(f"encode failed: {N.STATUS.get(-got, -got)}")
+        return got
+
     def _no_specials_apply(self, text: str, allowed_special, disallowed_special) -> bool:
         """True when `encode`'s special-token arguments cannot matter for `text`: each is "all"
         or empty (the specials themselves, not arbitrary strings as a custom disallowed set may
@@ -581,6 +601,23 @@ class Encoding:
             return r
         data, n = self._utf8_ref(text)
         return self._encode_utf8(data, self._special_set(allowed), "strict", n)
+
+    def count_tokens(self, text: str, *, allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+                     disallowed_special: Literal["all"] | Collection[str] = "all") -> int:
+        """`len(encode(text, ...))` (same arguments, same ValueError on disallowed special-token
+        text) without building the ids: a short text costs one native call, a long one is counted
+        on the pool without an id array (a one-row column through `count_tokens_arrow`)."""
+        if self._no_specials_apply(text, allowed_special, disallowed_special):
+            if (r := self._fast_count(text)) is not None:
+                return r
+        allowed = self._specials_in(text, allowed_special, disallowed_special)
+        if not allowed and (r := self._fast_count(text)) is not None:
+            return r
+        if not self._fast_text:  # HFEncoding: its own steps (normalizers, added tokens) first
+            return len(self.encode_to_numpy(text, allowed_special=allowed_special,
+                                            disallowed_special=disallowed_special))
+        col = pa.array([self._utf8(text)], type=pa.large_binary())
+        return int(self.count_tokens_arrow(col, allowed_special=frozenset(allowed))[0].as_py())
 
     def encode_bytes(self, data: bytes, *, errors: str = "strict") -> list[int]:
         """Encode UTF-8 bytes. errors='replace' substitutes U+FFFD like bytes.decode('utf-8', 'replace')."""

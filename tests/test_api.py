@@ -75,13 +75,29 @@ def test_single_text_calls_every_special_argument(enc, ref):
                 kw = {"allowed_special": allowed, "disallowed_special": disallowed}
                 got = outcome(lambda: enc.encode(text, **kw))
                 got_np = outcome(lambda: [int(x) for x in enc.encode_to_numpy(text, **kw)])
+                got_n = outcome(lambda: [enc.count_tokens(text, **kw)])
                 if allowed == {"<|nope|>"}:
                     # Stricter than tiktoken (which ignores the name): a clear error, whatever the text.
                     msg = "not special tokens of " + enc.name + ": ['<|nope|>']"
-                    assert got == ("ValueError", msg) and got_np == got, (text, kw)
+                    assert got == ("ValueError", msg) and got_np == got and got_n == got, (text, kw)
                     continue
                 want = outcome(lambda: ref.encode(text, **kw))
                 assert got == want and got_np == want, (text, kw)
+                assert got_n == (want if isinstance(want, tuple) else [len(want)]), (text, kw)
+
+
+@pytest.mark.parametrize("text", ["", "x", "hello world " * 7000, "<|endoftext|> a " * 6000 + "\ud800",
+                                  "日本語のテキスト" * 9000, "a\ud800b", "z" * 300_000])
+def test_count_tokens_matches_encode_length(enc, ref, text):
+    """count_tokens == len(encode): short texts (one native call), texts of 64K characters and
+    more (a one-row column through count_tokens_arrow), lone surrogates, special tokens."""
+    for kw in ({"disallowed_special": ()}, {"allowed_special": "all"}):
+        assert enc.count_tokens(text, **kw) == len(ref.encode(text, **kw))
+    if "<|" not in text:
+        assert enc.count_tokens(text) == len(ref.encode(text))
+    else:
+        with pytest.raises(ValueError):
+            enc.count_tokens(text)
 
 
 def test_batch_and_decode(enc, ref):

@@ -240,6 +240,8 @@ def test_always_on_added_tokens_in_every_single_text_call(tok_dir, family):
         assert enc.encode_ordinary(t) == want, t
         assert enc.encode_to_numpy(t).tolist() == want, t
         assert enc.encode_to_numpy(t, disallowed_special=()).tolist() == want, t
+        assert enc.count_tokens(t) == len(want), t
+        assert enc.count_tokens(t, disallowed_special=()) == len(want), t
 
 
 def test_merges_string_and_list_forms_agree(tok_dir):
