@@ -396,6 +396,10 @@
 //!   1.046x, lines 0.985x / 0.927x. Noise either way: the core's L2 already keeps the lines
 //!   the frequent pieces sit in (the top 16K of the documents' short pieces cover ~80% of
 //!   their occurrences, and 16K lines fill 1 MiB).
+//!   Also noise on the 20k documents (15 rounds, cl100k / o200k): `Short.find` loading the
+//!   entry and bytes 9..16 before one combined test instead of a short-circuit `and` (the two
+//!   misses of a 9..16-byte piece already overlap) 1.023x / 0.981x; `Big.copyOut` copying up to
+//!   8 ids as one 32-byte move instead of calling memcpy (2.1% of the profile) 1.004x / 1.028x.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
 //!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3.3x (notes
 //!   there). A radix/bucket queue for the heap was not tried.
