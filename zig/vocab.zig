@@ -400,6 +400,12 @@
 //!   entry and bytes 9..16 before one combined test instead of a short-circuit `and` (the two
 //!   misses of a 9..16-byte piece already overlap) 1.023x / 0.981x; `Big.copyOut` copying up to
 //!   8 ids as one 32-byte move instead of calling memcpy (2.1% of the profile) 1.004x / 1.028x.
+//!   And slower: a front cache for Big's short pieces (the >3-id words of non-Latin scripts,
+//!   6.5% of the documents' pieces under cl100k, `shortMiss` 12% of the profile): two 32-byte
+//!   entries (16-byte key, up to six 19-bit ids) a 64-byte set, 8192 sets, entered on a Big
+//!   hit, its line prefetched with Big's slot: docs 0.971x / 1.036x, multilingual 0.916x /
+//!   0.977x, lines 0.961x / 0.981x (the extra probe and line on every Big lookup cost more
+//!   than the arena misses it saves).
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
 //!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3.3x (notes
 //!   there). A radix/bucket queue for the heap was not tried.
