@@ -402,6 +402,13 @@
 //!   or when half of what was stored since is dropped pieces. Corpus stream
 //!   (bench/ab_stream.py, alternated orders): first pass 0.93x / 1.009x / 0.97x (o200k), later
 //!   passes 0.98-1.00x: noise-level.
+//!   The extra drops raised the 100 MB memory check on 2 threads (cl100k) from output + 48.4
+//!   to + 54.3-55.7 MiB: Big's arena and slots came from malloc, and glibc, whose mmap
+//!   threshold rises after large frees, kept the blocks freed by shrinking and regrowing in its
+//!   heap (with MALLOC_MMAP_THRESHOLD_ fixed the gap was 1.6 MiB). They are mapped now
+//!   (`mapTable`, as Short's): output + 38.7-42.2 MiB (cl100k) / + 13.9-14.3 (o200k) on 2
+//!   threads, + 49.7 / 12.1 on 16 threads on the 2 cores (57.7 / 11.9 before); corpus stream
+//!   1.017x / 0.983x, multilingual 1.028x (noise).
 //! - Did not pay: a SIMD (8 x u32) min/first-index search in the O(n^2) merge scan (no change:
 //!   the scan is not the bottleneck, the probes are); reverted.
 //! - Session 23, not kept: a hot tier in front of a `Short` past L2 (the 20k documents and the
@@ -2087,8 +2094,8 @@ const Big = struct {
 
     fn release(b: *Big) void {
         tl_held -= b.bytesHeld();
-        std.heap.c_allocator.free(b.slots);
-        std.heap.c_allocator.free(b.arena);
+        unmapTable(u64, b.slots);
+        unmapTable(u32, b.arena);
         const m = b.marking;
         b.* = .{};
         b.marking = m;
@@ -2138,7 +2145,6 @@ const Big = struct {
     /// size they need (else at its size: the clock's sweep at the budget refills it). No second
     /// copy of the table, so it works at the budget too.
     fn compact(b: *Big, shrink: bool) void {
-        const gpa = std.heap.c_allocator;
         var w_at: usize = 0;
         var kept: usize = 0;
         var o: usize = 0;
@@ -2159,18 +2165,20 @@ const Big = struct {
         b.refused = 0;
         const n_slots = @max(min_slots, std.math.ceilPowerOfTwo(usize, kept * 2 + 1) catch b.slots.len);
         if (shrink and n_slots < b.slots.len) {
-            if (gpa.alloc(u64, n_slots)) |ns| {
+            if (mapTable(u64, n_slots)) |ns| {
                 tl_held -= (b.slots.len - n_slots) * 8;
-                gpa.free(b.slots);
+                unmapTable(u64, b.slots);
                 b.slots = ns;
-            } else |_| {}
+            }
         }
         const keep_words = @max(min_words, w_at + w_at / 2);
         if (shrink and b.arena.len > 2 * keep_words) {
-            if (gpa.realloc(b.arena, keep_words)) |na| {
+            if (mapTable(u32, keep_words)) |na| {
+                @memcpy(na[0..w_at], b.arena[0..w_at]);
                 tl_held -= (b.arena.len - keep_words) * 4;
+                unmapTable(u32, b.arena);
                 b.arena = na;
-            } else |_| {}
+            }
         }
         @memset(b.slots, 0);
         const mask = b.slots.len - 1;
@@ -2259,16 +2267,19 @@ const Big = struct {
         const new_words = if (words > b.arena.len) @max(words, b.arena.len * 2, min_words) else b.arena.len;
         const add = (n_slots - b.slots.len) * 8 + (new_words - b.arena.len) * 4;
         if (tl_held + add > threadCap()) return false;
-        const gpa = std.heap.c_allocator;
+        // Arena and slots are mapped, not malloc'd: glibc keeps large blocks freed after its
+        // mmap threshold has risen in its heap, and tables that shrink and grow again (aging)
+        // left ~7-10 MiB of such blocks resident in the 100 MB memory check.
         if (new_words != b.arena.len) {
-            const na = gpa.realloc(b.arena, new_words) catch return false;
+            const na = mapTable(u32, new_words) orelse return false;
+            @memcpy(na[0..b.used], b.arena[0..b.used]);
             tl_held += (new_words - b.arena.len) * 4;
+            unmapTable(u32, b.arena);
             b.arena = na;
         }
         if (n_slots != b.slots.len) {
-            const ns = gpa.alloc(u64, n_slots) catch return false;
+            const ns = mapTable(u64, n_slots) orelse return false; // zeroed
             tl_held += (n_slots - b.slots.len) * 8;
-            @memset(ns, 0);
             const mask = n_slots - 1;
             for (b.slots) |s| {
                 if (s == 0) continue;
@@ -2279,7 +2290,7 @@ const Big = struct {
                 while (ns[i] != 0) i = (i + 1) & mask;
                 ns[i] = s;
             }
-            gpa.free(b.slots);
+            unmapTable(u64, b.slots);
             b.slots = ns;
         }
         return true;
