@@ -122,6 +122,19 @@
 //!   10.5 ms (o200k) per MB of random letters, against 23.6 / 31.3 ms for the whole search on the
 //!   same (busy) machine and ~5 ms for the walks the search does make: more than it could save.
 //!   Not built.
+//! - Session 24, not kept: tiktoken's merge loop over 64-byte windows overlapping by 16 bytes,
+//!   each window's result joined to the next at a common boundary whose two tokens are
+//!   compatible (longpar.zig's argument, so exact: identical ids on 1 MB of random letters,
+//!   random CJK, DNA and base64, both encodings; 8-byte overlaps often found no join on random
+//!   letters and DNA). The window's ranks in a 64-lane vector (minimum by a reduce, the leftmost
+//!   by a compare mask), its parts as a bit mask of their starts. Per 1 MB (at_debug_encode_piece,
+//!   interleaved with this search), cl100k / o200k: random letters 24.3 / 29.6 ms against
+//!   23.1 / 30.9; CJK 11.4 / 19.6 against 8.1 / 9.3; DNA 22.5 / 23.2 against 16.1 / 16.9; base64
+//!   16.2 / 19.9 against 15.9 / 19.7. A first version with the ranks in memory (reloaded as a
+//!   vector after scalar stores) took 41 ms on random letters. Two windows (the piece's two
+//!   halves) merged in one interleaved loop: +-0; each window merged twice (the second run with
+//!   every lookup in L1) cost nearly double: the loop is bound by its own instructions (~145
+//!   cycles a merge: the reduce, the lane selects, the 128-bit mask shifts), not by the misses.
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;
