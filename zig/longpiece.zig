@@ -135,6 +135,12 @@
 //!   halves) merged in one interleaved loop: +-0; each window merged twice (the second run with
 //!   every lookup in L1) cost nearly double: the loop is bound by its own instructions (~145
 //!   cycles a merge: the reduce, the lane selects, the 128-bit mask shifts), not by the misses.
+//! - Session 24, not kept: two searches over the piece's two halves (4 KiB overlap, joined as in
+//!   longpar.zig) on one thread, each loop stepped 1 / 2 / 4 / 16 iterations at a time in turn,
+//!   so that one search's misses could overlap the other's work: exact, and slower at every
+//!   step count (random letters cl100k 39.9 / 37.0 / 33.9 / 30.8 ms against 24.7 for one
+//!   search; CJK 15.3 / 12.7 / 11.4 / 10.1 against 8.0; DNA and base64 alike): each hand-over
+//!   spills and reloads the search's state, and two searches' tables share the core's caches.
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;
