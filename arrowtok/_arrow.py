@@ -114,6 +114,8 @@ def encode_string_column(enc, column, *, threads: int, count_only: bool, special
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
     chunks, single = as_chunks(column, "encode_arrow")
+    if len(chunks) > 1:
+        chunks = _coalesce(chunks)
     out_chunks: list[pa.Array] = []
     row_base = 0
     for arr in chunks:
@@ -156,6 +158,37 @@ def encode_string_column(enc, column, *, threads: int, count_only: bool, special
         return out_chunks[0]
     typ = pa.uint32() if count_only else LIST_INT32
     return pa.chunked_array(out_chunks, type=typ)
+
+
+# Chunks under _COALESCE_BYTES are encoded together with their neighbours of the same type, in
+# groups of up to _GROUP_BYTES (one copy of their bytes, bounded by the group): each native call costs
+# ~10 us on one thread and ~50 us on the pool, which dominated columns of many small chunks (a Polars
+# frame concatenated from 5,000 four-row frames, the 20k documents: 0.27 s for encode_arrow against
+# 0.03 s for the same rows in one chunk). Rows keep their order, so row numbers in errors hold.
+_COALESCE_BYTES = 256 << 10
+_GROUP_BYTES = 8 << 20
+
+
+def _coalesce(chunks: list[pa.Array]) -> list[pa.Array]:
+    out: list[pa.Array] = []
+    group: list[pa.Array] = []
+    size = 0
+    for arr in chunks + [None]:
+        # Sizes from the buffers' lengths (a slice of a big array counts as big: it keeps its own
+        # call); `nbytes` would measure a slice but costs ~2 us a chunk.
+        nb = 0 if arr is None else arr.get_total_buffer_size()
+        small = (nb < _COALESCE_BYTES and not isinstance(arr, pa.DictionaryArray)
+                 and arr.type in _STRING_LAYOUT) if arr is not None else False
+        if small and group and arr.type == group[0].type and size + nb <= _GROUP_BYTES:
+            group.append(arr)
+            size += nb
+            continue
+        if group:
+            out.append(group[0] if len(group) == 1 else pa.concat_arrays(group))
+        group, size = ([arr], nb) if small else ([], 0)
+        if arr is not None and not small:
+            out.append(arr)
+    return out
 
 
 def _wrap_lists(out, owner, n: int, validity) -> list[pa.Array]:

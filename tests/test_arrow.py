@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 import arrowtok
+from arrowtok import _arrow
 from arrowtok import _native as N
 
 ROWS = ["hello world", None, "", "  two  spaces\n\nand lines", "日本語のテキスト", None, "<|endoftext|>", "x" * 5000, "émoji 😀👍🏽"]
@@ -61,6 +62,39 @@ def test_chunked_and_sliced_chunks(enc, ref):
     assert isinstance(res, pa.ChunkedArray) and res.type == pa.list_(pa.int32())
     assert res.to_pylist() == want_rows(ref, ROWS)
     assert enc.encode_arrow(ch.slice(2, 5)).to_pylist() == want_rows(ref, ROWS[2:7])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_many_small_chunks(enc, ref, threads):
+    """Small chunks are encoded in groups (one native call each, `_arrow._coalesce`): ids, counts,
+    nulls and the row numbers of errors are those of the whole column."""
+    rows = [f"row {i}: some text, ünïcödé 日本語 😀" if i % 7 else ("" if i % 14 else None) for i in range(600)]
+    big = pa.array(rows * 50)
+    chunks, at = [], 0
+    for k in range(150):
+        n = k % 9  # empty chunks too
+        # every fifth chunk a slice of a big array: its buffers are big, so it keeps its own call
+        chunks.append(big.slice(at, n) if k % 5 == 4 else pa.array(rows[at:at + n], pa.string()))
+        at += n
+    col = pa.chunked_array(chunks, pa.string())
+    res = enc.encode_arrow(col, threads=threads)
+    assert isinstance(res, pa.ChunkedArray) and 1 < res.num_chunks < col.num_chunks
+    assert res.to_pylist() == want_rows(ref, rows[:at])
+    assert enc.count_tokens_arrow(col, threads=threads).to_pylist() == [None if r is None else len(ref.encode_ordinary(r)) for r in rows[:at]]
+    # Chunks of other kinds between them (another layout, a dictionary, a null chunk) end a group.
+    kinds = [pa.array(rows[:5], pa.string()), pa.array(rows[5:9], pa.large_string()), pa.array(rows[9:12], pa.string()),
+             pa.array(rows[12:20], pa.string()), pa.array(rows[20:25], pa.string()).dictionary_encode(), pa.nulls(3),
+             pa.array(rows[25:30], pa.string_view()), pa.array(rows[30:33], pa.string_view())]
+    grouped = _arrow._coalesce(kinds)
+    assert [len(c) for c in grouped] == [5, 4, 11, 5, 3, 8]
+    got = [r for c in grouped for r in enc.encode_arrow(c, threads=threads).to_pylist()]
+    assert got == want_rows(ref, rows[:25] + [None] * 3 + rows[25:33])
+    # An ill-formed row in a late small chunk: its row number counts from the column's start.
+    bad = [pa.array([b"ok %d" % i for i in range(3)], pa.binary()) for _ in range(40)]
+    bad[29] = pa.array([b"fine", b"bad \xff", b"fine"], pa.binary())
+    with pytest.raises(arrowtok.ArrowtokError) as ei:
+        enc.encode_arrow(pa.chunked_array(bad), threads=threads)
+    assert (ei.value.row, ei.value.byte_offset) == (29 * 3 + 1, 4)
 
 
 def test_dictionary_column(enc, ref):
