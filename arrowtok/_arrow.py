@@ -115,7 +115,7 @@ def encode_string_column(enc, column, *, threads: int, count_only: bool, special
         raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
     chunks, single = as_chunks(column, "encode_arrow")
     if len(chunks) > 1:
-        chunks = _coalesce(chunks)
+        chunks = _coalesce(chunks, _groupable_text)
     out_chunks: list[pa.Array] = []
     row_base = 0
     for arr in chunks:
@@ -160,16 +160,25 @@ def encode_string_column(enc, column, *, threads: int, count_only: bool, special
     return pa.chunked_array(out_chunks, type=typ)
 
 
-# Chunks under _COALESCE_BYTES are encoded together with their neighbours of the same type, in
-# groups of up to _GROUP_BYTES (one copy of their bytes, bounded by the group): each native call costs
-# ~10 us on one thread and ~50 us on the pool, which dominated columns of many small chunks (a Polars
-# frame concatenated from 5,000 four-row frames, the 20k documents: 0.27 s for encode_arrow against
-# 0.03 s for the same rows in one chunk). Rows keep their order, so row numbers in errors hold.
+# Chunks under _COALESCE_BYTES are encoded (or decoded) together with their neighbours of the same
+# type, in groups of up to _GROUP_BYTES (one copy of their bytes, bounded by the group): each native
+# call costs ~10 us on one thread and ~50 us on the pool, which dominated columns of many small chunks
+# (a Polars frame concatenated from 5,000 four-row frames, the 20k documents: 0.27 s for encode_arrow
+# against 0.03 s for the same rows in one chunk). Rows keep their order, so row numbers in errors hold.
 _COALESCE_BYTES = 256 << 10
 _GROUP_BYTES = 8 << 20
 
 
-def _coalesce(chunks: list[pa.Array]) -> list[pa.Array]:
+def _groupable_text(arr: pa.Array) -> bool:
+    return not isinstance(arr, pa.DictionaryArray) and arr.type in _STRING_LAYOUT
+
+
+def _groupable_lists(arr: pa.Array) -> bool:
+    t = arr.type
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type)
+
+
+def _coalesce(chunks: list[pa.Array], groupable=_groupable_text) -> list[pa.Array]:
     out: list[pa.Array] = []
     group: list[pa.Array] = []
     size = 0
@@ -177,8 +186,7 @@ def _coalesce(chunks: list[pa.Array]) -> list[pa.Array]:
         # Sizes from the buffers' lengths (a slice of a big array counts as big: it keeps its own
         # call); `nbytes` would measure a slice but costs ~2 us a chunk.
         nb = 0 if arr is None else arr.get_total_buffer_size()
-        small = (nb < _COALESCE_BYTES and not isinstance(arr, pa.DictionaryArray)
-                 and arr.type in _STRING_LAYOUT) if arr is not None else False
+        small = arr is not None and nb < _COALESCE_BYTES and groupable(arr)
         if small and group and arr.type == group[0].type and size + nb <= _GROUP_BYTES:
             group.append(arr)
             size += nb
@@ -214,6 +222,8 @@ def decode_list_column(enc, column):
     from .encoding import ArrowtokError
 
     chunks, single = as_chunks(column, "decode_arrow")
+    if len(chunks) > 1:
+        chunks = _coalesce(chunks, _groupable_lists)
     out_chunks = []
     row_base = 0
     for arr in chunks:

@@ -89,6 +89,18 @@ def test_many_small_chunks(enc, ref, threads):
     assert [len(c) for c in grouped] == [5, 4, 11, 5, 3, 8]
     got = [r for c in grouped for r in enc.encode_arrow(c, threads=threads).to_pylist()]
     assert got == want_rows(ref, rows[:25] + [None] * 3 + rows[25:33])
+    # decode_arrow groups small list chunks the same way (other integer types in between)
+    small = [res.combine_chunks().slice(i, 5) for i in range(0, at, 5)]
+    small = [pa.concat_arrays([c]) for c in small]  # own (small) buffers, not slices of a big one
+    small[7] = small[7].cast(pa.large_list(pa.int64()))
+    dec = enc.decode_arrow(pa.chunked_array(small[:7]))
+    assert dec.to_pylist() == rows[:35] and dec.num_chunks == 1
+    assert [r for c in small for r in enc.decode_arrow(c).to_pylist()] == rows[:at]
+    assert len(_arrow._coalesce(small, _arrow._groupable_lists)) == 3
+    ids = [pa.array([[1, 2], [3]] * 2, pa.list_(pa.int32())) for _ in range(30)]
+    ids[21] = pa.array([[1], [2], [3, 10**9], [4]], pa.list_(pa.int32()))
+    with pytest.raises(arrowtok.ArrowtokError, match="row 86.*unknown token id"):
+        enc.decode_arrow(pa.chunked_array(ids))
     # An ill-formed row in a late small chunk: its row number counts from the column's start.
     bad = [pa.array([b"ok %d" % i for i in range(3)], pa.binary()) for _ in range(40)]
     bad[29] = pa.array([b"fine", b"bad \xff", b"fine"], pa.binary())
