@@ -43,15 +43,15 @@
 //!   ones: in-process A/B (bench/ab_builds.py, 15 rounds) multilingual 1.016x / 1.006x, 20k
 //!   documents 1.001x (cl100k) / 0.981x (o200k): noise, not kept.
 //! * Session 24, not kept: two-byte code points in the same 16-byte step as ASCII letters inside
-  letter runs (per lead byte, the longest stretch of its code points in the class with at most two
-  holes, derived from the property table at compile time; two SSSE3 byte shuffles per parameter).
-  Exact (tests/test_pretok.py passed), and the step ran (perf: its vpshufb in the hot loop), but
-  count_tokens_arrow, in-process A/B against the build before, 21-31 rounds, cl100k: Russian
-  Debian FAQ 1.001x / 1.070x / 0.948x over three runs, French Candide 0.994x / 0.915x, the 20k
-  documents 0.982x / 0.968x / 1.013x, multilingual 0.954x (before the step was limited to
-  two-byte leads) / 1.020x: noise-level at best. A Cyrillic word is short (6-7 letters), so the
-  step replaces few table lookups, and its ~25 vector operations are not free.
-* What is left is mostly one hard-to-predict branch on the kind of each piece (~4.6 bytes per
+//!   letter runs (per lead byte, the longest stretch of its code points in the class with at most two
+//!   holes, derived from the property table at compile time; two SSSE3 byte shuffles per parameter).
+//!   Exact (tests/test_pretok.py passed), and the step ran (perf: its vpshufb in the hot loop), but
+//!   count_tokens_arrow, in-process A/B against the build before, 21-31 rounds, cl100k: Russian
+//!   Debian FAQ 1.001x / 1.070x / 0.948x over three runs, French Candide 0.994x / 0.915x, the 20k
+//!   documents 0.982x / 0.968x / 1.013x, multilingual 0.954x (before the step was limited to
+//!   two-byte leads) / 1.020x: noise-level at best. A Cyrillic word is short (6-7 letters), so the
+//!   step replaces few table lookups, and its ~25 vector operations are not free.
+//! * What is left is mostly one hard-to-predict branch on the kind of each piece (~4.6 bytes per
 //!   piece in English, so ~7 ns per piece at ~650 MB/s). Decoding and the table lookup matter
 //!   only for non-Latin text (UDHR, Japanese), where pieces are longer.
 const std = @import("std");
