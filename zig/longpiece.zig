@@ -153,6 +153,14 @@
 //!   match is nearly always right), output 74% / 50% single bytes. Not kept: a check of two
 //!   single bytes answered by the first state alone (no top-pair probe): CJK cl100k 1.064x /
 //!   1.085x, o200k 0.98x / 1.015x, random letters 0.98x / 0.97x (bench/ab_builds.py, 15-21 rounds).
+//! - Session 24, kept: the top pair of a check skipped when the token before was the walk's
+//!   longest match where it starts (then bytes(a) ++ bytes(b), which starts there too, is no
+//!   token; a flag for the token on top of the stack, cleared by a back-up). In-process A/B
+//!   (bench/ab_builds.py, 21-31 rounds, against the build before): 1 MB of CJK 1.067x (cl100k) /
+//!   1.088x (o200k), random letters o200k 1.062x, cl100k 0.971x, 1.000x, 0.926x over three runs
+//!   (noise around 1); English and the 20k documents 0.997x / 1.005x. A first version kept the
+//!   flag of every stacked token in a bit set (the lookup skipped after back-ups too): CJK
+//!   1.00-1.07x, random letters cl100k 0.98x (the bit set's upkeep on every push).
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;
@@ -593,8 +601,8 @@ const Match = struct { tok: u32, len: usize };
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment),
 /// past the first state (`firstStateHolds`): the top pair, then the states between.
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
-inline fn restHolds(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
-    return (!t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
+inline fn restHolds(t: *const Tables, pairs: anytype, a: u32, b: u32, comptime maybe_top: bool) bool {
+    return (!maybe_top or !t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
 }
 
 /// The first state, the boundary's two bytes, checked first from the byte-pair table: it ends
@@ -634,16 +642,21 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
 
 /// Whether a and b are compatible: the first state, then the rest through a direct-mapped table
 /// of answers (entry = (a << 20 | b) << 1 | answer) for pairs of long tokens.
-inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32) bool {
+/// `a_longest`: a is the longest token that starts where it starts (and every token is usable,
+/// so the walk saw them all), so bytes(a) ++ bytes(b), which starts there too, is no token and
+/// the top pair needs no lookup.
+inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo: []u64, shift: u6, a: u32, b: u32, a_longest: bool) bool {
     // The first state (cheap, and where most failures show) before the table.
     if (!firstStateHolds(v, t, a, b)) return false;
     // Short tokens have short descents, cheaper than the table, which only pays when pairs
     // repeat (random letters 0.93-0.95x, CJK 0.8-0.9x without it; "abab..." 1.2-1.3x).
-    if (t.info[a].len + t.info[b].len < memo_min_len) return restHolds(t, pairs, a, b);
+    if (t.info[a].len + t.info[b].len < memo_min_len) {
+        return if (a_longest) restHolds(t, pairs, a, b, false) else restHolds(t, pairs, a, b, true);
+    }
     const key = (@as(u64, a) << 20) | b;
     const slot = &memo[@intCast((key *% 0x9E3779B97F4A7C15) >> shift)];
     if (slot.* >> 1 == key) return slot.* & 1 != 0;
-    const ok = restHolds(t, pairs, a, b);
+    const ok = restHolds(t, pairs, a, b, true);
     slot.* = (key << 1) | @intFromBool(ok);
     return ok;
 }
@@ -653,10 +666,15 @@ const memo_min_len = 8;
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (longpar.zig's joins).
 pub fn compatible(v: *const Vocab, a: u32, b: u32) bool {
     const t = &v.long;
-    return firstStateHolds(v, t, a, b) and restHolds(t, VocabPairs{ .v = v }, a, b);
+    return firstStateHolds(v, t, a, b) and restHolds(t, VocabPairs{ .v = v }, a, b, true);
 }
 
-/// BPE of `piece` into `out` (room for piece.len tokens); `bits` holds 2 * (piece.len / 64 + 1)
+/// Words of `encode`'s `bits` for a piece of `len` bytes.
+pub fn bitWords(len: usize) usize {
+    return 2 * (len / 64 + 1);
+}
+
+/// BPE of `piece` into `out` (room for piece.len tokens); `bits` holds bitWords(piece.len)
 /// words, `memo` a power of two >= 4.
 /// Returns the token count, or null if the search failed (impossible for a vocabulary that
 /// passed `build`) or backed up more than once per byte; the caller then uses the heap merge.
@@ -684,6 +702,7 @@ pub fn encode(v: *const Vocab, piece: []const u8, out: []u32, bits: []u64, memo:
     const first = longestPrefix(v, sr.t, piece);
     sr.cand = first.tok;
     sr.cand_len = first.len;
+    sr.cand_longest = true;
     // Two copies of the loop: without guesses (no cost on text that rarely backs up) and with.
     while (true) {
         switch (if (sr.mode.on) sr.run(true) else sr.run(false)) {
@@ -710,6 +729,8 @@ fn Search(comptime Pairs: type) type {
         pos: usize = 0,
         cand: u32 = 0,
         cand_len: usize = 0,
+        cand_longest: bool = false, // cand is the walk's longest match at pos
+        top_longest: bool = false, // so was the token on top of the stack (false after a back-up)
         walk_pending: bool = false, // cand is a guess; the walk's candidates come after it
         mode: GuessMode = .{},
 
@@ -726,6 +747,8 @@ fn Search(comptime Pairs: type) type {
             const out = sr.out;
             const dead = sr.dead;
             const guess = sr.guess;
+            // (A token that is not usable is not in the trie: the longest match says nothing of it.)
+            const all_usable = t.all_usable;
             const answers = sr.answers;
             const prefs = sr.prefs;
             const shift = sr.shift;
@@ -733,6 +756,8 @@ fn Search(comptime Pairs: type) type {
             var pos = sr.pos;
             var cand = sr.cand;
             var cand_len = sr.cand_len;
+            var cand_longest = sr.cand_longest;
+            var top_longest = sr.top_longest;
             var walk_pending = sr.walk_pending;
             var mode = sr.mode;
             defer {
@@ -740,14 +765,17 @@ fn Search(comptime Pairs: type) type {
                 sr.pos = pos;
                 sr.cand = cand;
                 sr.cand_len = cand_len;
+                sr.cand_longest = cand_longest;
+                sr.top_longest = top_longest;
                 sr.walk_pending = walk_pending;
                 sr.mode = mode;
             }
             while (true) {
                 const end = pos + cand_len;
                 const end_dead = (dead[end >> 6] >> @intCast(end & 63)) & 1 != 0;
-                if (!end_dead and (cnt == 0 or memoCompatible(v, t, pairs, answers, shift, out[cnt - 1], cand))) {
+                if (!end_dead and (cnt == 0 or memoCompatible(v, t, pairs, answers, shift, out[cnt - 1], cand, all_usable and top_longest))) {
                     out[cnt] = cand;
+                    top_longest = cand_longest;
                     cnt += 1;
                     pos = end;
                     if (pos == n) return .done;
@@ -758,6 +786,7 @@ fn Search(comptime Pairs: type) type {
                             const next = longestPrefix(v, t, piece[pos..]);
                             cand = next.tok;
                             cand_len = next.len;
+                            cand_longest = true;
                             return .switched;
                         }
                         // The token after cand: first the one that followed cand last time,
@@ -769,6 +798,7 @@ fn Search(comptime Pairs: type) type {
                         if (e >> 32 == cand and startsWith(piece[pos..], v.tokenBytes(x))) {
                             cand = x;
                             cand_len = v.tokenBytes(x).len;
+                            cand_longest = false;
                             walk_pending = true;
                             mode.guessed = true;
                             guess[pos >> 6] |= @as(u64, 1) << @intCast(pos & 63);
@@ -778,6 +808,7 @@ fn Search(comptime Pairs: type) type {
                     const next = longestPrefix(v, t, piece[pos..]);
                     cand = next.tok;
                     cand_len = next.len;
+                    cand_longest = true;
                     continue;
                 }
                 if (guessing and walk_pending) {
@@ -787,12 +818,14 @@ fn Search(comptime Pairs: type) type {
                     const next = longestPrefix(v, t, piece[pos..]);
                     cand = next.tok;
                     cand_len = next.len;
+                    cand_longest = true;
                     continue;
                 }
                 const s = t.info[cand].shorter;
                 if (s != none) {
                     cand = s;
                     cand_len = t.info[s].len;
+                    cand_longest = false;
                     continue;
                 }
                 // No token fits at pos: a dead end. Retry the previous token's shorter prefixes
@@ -805,8 +838,10 @@ fn Search(comptime Pairs: type) type {
                 // (random letters back up about once per 8 bytes; this allows one per byte).
                 if (mode.pops > n + 4096) return .failed;
                 cnt -= 1;
+                top_longest = false; // (not known for the token now on top: the lookup stays)
                 cand = out[cnt];
                 cand_len = t.info[cand].len;
+                cand_longest = false;
                 pos -= cand_len;
                 if (mode.guessed) {
                     // Undone: no longer the token to guess after the one before it.
@@ -822,6 +857,7 @@ fn Search(comptime Pairs: type) type {
                         const next = longestPrefix(v, t, piece[pos..]);
                         cand = next.tok;
                         cand_len = next.len;
+                        cand_longest = true;
                     }
                 }
                 if (mode.on != was_on) return .switched;
@@ -904,7 +940,7 @@ export fn at_debug_encode_piece(v_in: ?*const Vocab, data: ?[*]const u8, len: us
         1 => vocab.mergeHeap(v, piece, out[0..cap], &scratch) catch return -3,
         2 => blk: {
             if (!v.long.ready()) return -2;
-            const dead = gpa.alloc(u64, 2 * (len / 64 + 1)) catch return -3;
+            const dead = gpa.alloc(u64, bitWords(len)) catch return -3;
             defer gpa.free(dead);
             const memo = gpa.alloc(u64, 1 << 13) catch return -3;
             defer gpa.free(memo);
@@ -1022,7 +1058,7 @@ fn expectSameAsHeap(v: *const Vocab, piece: []const u8, scratch: *vocab.Scratch)
     defer gpa.free(a);
     const b = try gpa.alloc(u32, piece.len);
     defer gpa.free(b);
-    const dead = try gpa.alloc(u64, 2 * (piece.len / 64 + 1));
+    const dead = try gpa.alloc(u64, bitWords(piece.len));
     defer gpa.free(dead);
     var memo: [64]u64 = undefined;
     const na = try vocab.mergeHeap(v, piece, a, scratch);

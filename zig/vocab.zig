@@ -2372,7 +2372,7 @@ fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{
     if (s.piece_threads > 1 and piece.len >= longpar.min_len) {
         if (try longpar.encode(s.gpa, v, piece, out, s.piece_threads)) |n| return n;
     }
-    try s.dead.resize(s.gpa, 2 * (piece.len / 64 + 1));
+    try s.dead.resize(s.gpa, longpiece.bitWords(piece.len));
     const memo_len = @min(@as(usize, 1) << 13, std.math.ceilPowerOfTwoAssert(usize, @max(piece.len, 4)));
     try s.memo.resize(s.gpa, memo_len);
     // The search asks the Bloom filter itself before every pair lookup.
