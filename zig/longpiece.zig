@@ -161,6 +161,11 @@
 //!   (noise around 1); English and the 20k documents 0.997x / 1.005x. A first version kept the
 //!   flag of every stacked token in a bit set (the lookup skipped after back-ups too): CJK
 //!   1.00-1.07x, random letters cl100k 0.98x (the bit set's upkeep on every push).
+//!   Then the descent's states (a, y) too (a ++ y, y a prefix of b, starts where a does): against
+//!   the step before, CJK 1.075x / 1.047x (cl100k, two runs), 1.021x / 1.020x (o200k), random
+//!   letters 1.021x / 1.025x (cl100k), 1.028x / 1.012x (o200k). The bench's pathological section
+//!   on the first step alone: CJK 2.50x / 2.65x English (cl100k / o200k; 2.78x / 3.09x in the full
+//!   run before it), random letters 6.8x / 8.2x.
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;
@@ -393,7 +398,7 @@ fn findSplit(v: *const Vocab, t: *const Tables, usable: []const bool, id: u32, c
         if ((a < id and b < id) != low or !usable[a] or !usable[b]) continue;
         // (The first state is the top one when both are single bytes: not checked here.)
         const bytes = t.info[a].left == none and t.info[b].left == none;
-        if (bytes or (firstStateHolds(v, t, a, b) and descend(t, VocabPairs{ .v = v }, a, b))) return k;
+        if (bytes or (firstStateHolds(v, t, a, b) and descend(t, VocabPairs{ .v = v }, a, b, false))) return k;
     }
     return null;
 }
@@ -602,7 +607,7 @@ const Match = struct { tok: u32, len: usize };
 /// past the first state (`firstStateHolds`): the top pair, then the states between.
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
 inline fn restHolds(t: *const Tables, pairs: anytype, a: u32, b: u32, comptime maybe_top: bool) bool {
-    return (!maybe_top or !t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b);
+    return (!maybe_top or !t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b, !maybe_top);
 }
 
 /// The first state, the boundary's two bytes, checked first from the byte-pair table: it ends
@@ -619,7 +624,9 @@ inline fn firstStateHolds(v: *const Vocab, t: *const Tables, a: u32, b: u32) boo
 /// The states between the top pair and the first one: walk the facing spines newest merge
 /// first; the boundary pair of a state merges first iff its rank is below the merge that ended
 /// the state.
-inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
+/// `a_longest`: as in `memoCompatible`; then no state (a, y) needs a lookup either (a ++ y, for y
+/// a prefix of b, starts where a does and is longer).
+inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32, comptime a_longest: bool) bool {
     var x = a;
     var y = b;
     while (true) {
@@ -636,6 +643,7 @@ inline fn descend(t: *const Tables, pairs: anytype, a: u32, b: u32) bool {
             y = iy.left;
         } else return true;
         if (t.info[x].left == none and t.info[y].left == none) return true; // the first state
+        if (a_longest and x == a) continue;
         if (t.mayPair(x, y) and pairs.rank(x, y) < limit) return false;
     }
 }
