@@ -2991,6 +2991,38 @@ test "Big at its budget: a clock keeps the pieces found since its last sweep" {
     try std.testing.expectEqual(slots, b.slots.len); // compacted in place: memory kept
 }
 
+/// The aging tests' pieces: `aging_pieces` a set, 70% of 3 bytes (Short holds them) and the rest
+/// of 17..40 (Big), each set's pieces starting with its own byte of `tags`, distinct by bytes 1..2.
+const aging_pieces = 24000;
+const AgingSet = struct { bytes: [aging_pieces][40]u8, lens: [aging_pieces]usize };
+
+fn fillAgingSets(sets: []AgingSet, r: std.Random, tags: []const u8) void {
+    for (sets, 0..) |*set, s| for (&set.bytes, &set.lens, 0..) |*p, *l, i| {
+        l.* = if (i % 10 < 7) 3 else 17 + r.uintLessThan(usize, 24);
+        for (p[0..l.*]) |*c| c.* = "abcdefgh"[r.uintLessThan(usize, 8)];
+        p[0] = tags[s]; // sets never share a piece
+        std.mem.writeInt(u16, p[1..3], @intCast(i), .little); // distinct
+    };
+}
+
+/// One piece through the thread's caches, checked against an uncached merge, counted as if it
+/// came with a row of text.
+fn expectAgingPiece(v: *const Vocab, sc: *Scratch, p: []const u8, got: *[40]u32, want: *[40]u32) !void {
+    const k = try encodePiece(v, p, got, sc);
+    const m = try encodePieceUncached(v, p, want, sc);
+    try std.testing.expectEqualSlices(u32, want[0..m], got[0..k]);
+    sc.noteText(p.len * 20);
+}
+
+/// The tables hold every piece of set `keep` and none of the others'.
+fn expectHeldOnly(c: *PieceCache, sets: []const AgingSet, keep: usize, buf: *[40]u32) !void {
+    for (sets, 0..) |*set, s| for (&set.bytes, set.lens) |*p, l| {
+        const piece = p[0..l];
+        const held = (l <= 16 and c.short.get(shortKey(piece), l, buf) != null) or testBigGet(&c.big, piece, buf) != null;
+        try std.testing.expectEqual(s == keep, held);
+    };
+}
+
 test "piece caches age: once the text moves on, the tables keep only the new text's pieces" {
     // A thread encodes set A (3-byte pieces, which Short holds, and 17..40-byte ones, which Big
     // holds; enough of both that each table grows past its first size) for a few tasks, then
@@ -3002,41 +3034,24 @@ test "piece caches age: once the text moves on, the tables keep only the new tex
     var scratch = Scratch.init(gpa);
     defer scratch.deinit();
     var prng = std.Random.DefaultPrng.init(5);
-    const r = prng.random();
-    const n = 24000;
-    const Set = struct { bytes: [n][40]u8, lens: [n]usize };
-    const sets = try gpa.alloc(Set, 2);
+    const sets = try gpa.alloc(AgingSet, 2);
     defer gpa.free(sets);
-    for (sets, 0..) |*set, s| for (&set.bytes, &set.lens, 0..) |*p, *l, i| {
-        l.* = if (i % 10 < 7) 3 else 17 + r.uintLessThan(usize, 24);
-        for (p[0..l.*]) |*c| c.* = "abcdefgh"[r.uintLessThan(usize, 8)];
-        p[0] = "xy"[s]; // A and B never share a piece
-        std.mem.writeInt(u16, p[1..3], @intCast(i), .little); // distinct
-    };
+    fillAgingSets(sets, prng.random(), "xy");
     var got: [40]u32 = undefined;
     var want: [40]u32 = undefined;
     const Pass = struct {
-        fn run(vv: *const Vocab, sc: *Scratch, set: *const Set, g: *[40]u32, w: *[40]u32) !void {
+        fn run(vv: *const Vocab, sc: *Scratch, set: *const AgingSet, g: *[40]u32, w: *[40]u32) !void {
             sc.bind(vv, 1); // one task
-            for (&set.bytes, set.lens) |*p, l| {
-                const k = try encodePiece(vv, p[0..l], g, sc);
-                const m = try encodePieceUncached(vv, p[0..l], w, sc);
-                try std.testing.expectEqualSlices(u32, w[0..m], g[0..k]);
-                sc.noteText(l * 20); // as if each piece came with a row of text
-            }
+            for (&set.bytes, set.lens) |*p, l| try expectAgingPiece(vv, sc, p[0..l], g, w);
         }
     };
     for (0..4) |_| try Pass.run(v, &scratch, &sets[0], &got, &want);
     const c = scratch.cache.?;
-    try std.testing.expectEqual(@as(usize, n), c.short.count + c.big.count);
+    try std.testing.expectEqual(@as(usize, aging_pieces), c.short.count + c.big.count);
     try std.testing.expect(c.short.entries.len > Short.initial and c.big.slots.len > Big.min_slots);
     for (0..30) |_| try Pass.run(v, &scratch, &sets[1], &got, &want);
-    try std.testing.expectEqual(@as(usize, n), c.short.count + c.big.count);
-    for (sets, 0..) |*set, s| for (&set.bytes, set.lens) |*p, l| {
-        const piece = p[0..l];
-        const held = (l <= 16 and c.short.get(shortKey(piece), l, &got) != null) or testBigGet(&c.big, piece, &got) != null;
-        try std.testing.expectEqual(s == 1, held);
-    };
+    try std.testing.expectEqual(@as(usize, aging_pieces), c.short.count + c.big.count);
+    try expectHeldOnly(c, sets, 1, &got);
 }
 
 test "aging: a drop is judged wrong only by the dropped pieces coming back, not by new ones" {
@@ -3049,31 +3064,17 @@ test "aging: a drop is judged wrong only by the dropped pieces coming back, not 
     const v = try testVocab(gpa);
     defer v.deinit();
     var prng = std.Random.DefaultPrng.init(11);
-    const r = prng.random();
-    const n = 24000;
-    const Set = struct { bytes: [n][40]u8, lens: [n]usize };
-    const sets = try gpa.alloc(Set, 3);
+    const sets = try gpa.alloc(AgingSet, 3);
     defer gpa.free(sets);
-    for (sets, 0..) |*set, s| for (&set.bytes, &set.lens, 0..) |*p, *l, i| {
-        l.* = if (i % 10 < 7) 3 else 17 + r.uintLessThan(usize, 24);
-        for (p[0..l.*]) |*c| c.* = "abcdefgh"[r.uintLessThan(usize, 8)];
-        p[0] = "xyz"[s];
-        std.mem.writeInt(u16, p[1..3], @intCast(i), .little);
-    };
+    fillAgingSets(sets, prng.random(), "xyz");
     var got: [40]u32 = undefined;
     var want: [40]u32 = undefined;
     const Pass = struct {
-        fn run(vv: *const Vocab, sc: *Scratch, set: *const Set, g: *[40]u32, w: *[40]u32) !void {
+        fn run(vv: *const Vocab, sc: *Scratch, set: *const AgingSet, g: *[40]u32, w: *[40]u32) !void {
             for (0..4) |q| { // four tasks a pass, so that windows end inside a pass
                 sc.bind(vv, 1);
                 var i = q;
-                while (i < n) : (i += 4) {
-                    const p = set.bytes[i][0..set.lens[i]];
-                    const k = try encodePiece(vv, p, g, sc);
-                    const m = try encodePieceUncached(vv, p, w, sc);
-                    try std.testing.expectEqualSlices(u32, w[0..m], g[0..k]);
-                    sc.noteText(p.len * 20);
-                }
+                while (i < aging_pieces) : (i += 4) try expectAgingPiece(vv, sc, set.bytes[i][0..set.lens[i]], g, w);
             }
         }
     };
@@ -3101,11 +3102,7 @@ test "aging: a drop is judged wrong only by the dropped pieces coming back, not 
         if (then == 2) {
             try std.testing.expectEqual(s0, c.scale);
             for (0..24) |_| try Pass.run(v, &scratch, &sets[2], &got, &want);
-            for (sets, 0..) |*set, s| for (&set.bytes, set.lens) |*p, l| {
-                const piece = p[0..l];
-                const held = (l <= 16 and c.short.get(shortKey(piece), l, &got) != null) or testBigGet(&c.big, piece, &got) != null;
-                try std.testing.expectEqual(s == 2, held);
-            };
+            try expectHeldOnly(c, sets, 2, &got);
         } else try std.testing.expect(c.scale > s0);
     }
 }
