@@ -168,6 +168,24 @@
 //!   run before it), random letters 6.8x / 8.2x.
 //!   Not kept: the same for a shorter candidate (the walk's longest length at a's start kept
 //!   with it, a lookup skipped where a ++ y is longer): 0.94-1.03x against that, noise.
+//! - Session 25, not kept: answers for pairs of short tokens (one or two bytes: 4,086 / 4,909 of
+//!   them, numbered in byte order) in a dense table of two bits a pair (known, compatible),
+//!   filled as checks met the pairs and shared by the threads (atomic OR), mapped (4.2 / 6.0 MB,
+//!   touched only where text goes; 75% of random-letter checks are such pairs). Random letters
+//!   0.93-1.01x (cl100k, three runs), 0.96x (o200k), CJK cl100k 1.05x; at_debug_encode_piece,
+//!   1 MB of random letters: 25.1-26.0 ms against 23.9. perf: the table's load (13.6% of the
+//!   samples) stalls as long as the first state and the filter did: the answers the check
+//!   computes were not its cost; the search's own control flow and loads are.
+//! - Session 25, not kept: the search replaced by the last token of every prefix (a forward
+//!   pass: last[i] is the one token t ending at i that is compatible with last[i - len(t)], by
+//!   the uniqueness argument above; the tokens starting at each position pushed to their ends;
+//!   the output read back from last[n]). Exact on 1 MB of random letters (identical ids, both
+//!   encodings), and branch-poor, but it checks every token that starts at every position (2.1
+//!   checks a byte, 3.9 a token, against 1.85 a token here) and walks the trie at every
+//!   position (~9 ms a MB on its own): 39.4 / 51.1 ms against 26.1 / 32.2 (cl100k / o200k);
+//!   with the dense pair table above 31.2 / 43.4 against 21.9 / 29.1. Its chain (last[p] ->
+//!   the pair's answer -> last[p + 1]) costs a load's latency a byte even when every answer
+//!   is in a table, so it cannot reach the ~10 ms a MB that 3x English asks for either.
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;
