@@ -186,6 +186,24 @@
 //!   with the dense pair table above 31.2 / 43.4 against 21.9 / 29.1. Its chain (last[p] ->
 //!   the pair's answer -> last[p + 1]) costs a load's latency a byte even when every answer
 //!   is in a table, so it cannot reach the ~10 ms a MB that 3x English asks for either.
+//!   Then a prototype built for speed (a scratch file, not kept; ids identical to this search on
+//!   1 MB of random letters, both encodings): candidates from tables (a 64K table of two-byte
+//!   tokens, a hash of three-byte tokens, a filter of four-byte prefixes before the trie), the
+//!   answers for pairs of tokens of up to three bytes (16K tokens in cl100k) in a dense two-bit
+//!   table filled as met and kept across calls, numbered by id: 50.1 / 77.1 ms against 24.9 /
+//!   32.9 (cl100k / o200k); numbered in byte order (the letters' rows and columns together):
+//!   33.4 / 47.9 against 23.7 / 30.4, bound by the chain through the table's L3-resident
+//!   answers. Eight segments stepped in turn on one thread, so that the chains overlap (each
+//!   started 2 KiB early from scratch and joined to the one before where the two agree on
+//!   max_token_len consecutive positions, after which they agree to the end): 47.4 / 60.1; with
+//!   the next position's answers prefetched at the end of each step: 45.3 / 44.9 against 30.0 /
+//!   29.8 (a busier moment). perf then: the candidate tables (three-byte hash, four-byte filter:
+//!   512 KB each, missing L2) ~20%, general checks for pairs with a token of four or more bytes
+//!   8%, and the eight steps' branches: the core's window holds two or three of them, and each
+//!   misprediction drops the loads of the steps behind it. Candidates from the trie instead of
+//!   the tables: 45.1 / 51.2 against 24.3 / 29.4. A forward pass would need branch-free steps
+//!   (all candidates looked up, dummy answers for missing ones) and L2-resident candidate and
+//!   answer tables to reach the ~30 cycles a byte that 3x English allows; it is at ~135.
 const std = @import("std");
 const vocab = @import("vocab.zig");
 const Vocab = vocab.Vocab;
