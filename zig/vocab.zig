@@ -431,6 +431,13 @@
 //!   hit, its line prefetched with Big's slot: docs 0.971x / 1.036x, multilingual 0.916x /
 //!   0.977x, lines 0.961x / 0.981x (the extra probe and line on every Big lookup cost more
 //!   than the arena misses it saves).
+//!   Session 25, not kept (in-process A/Bs, 15-25 rounds, both orders; this session's machine
+//!   read +-5-9% between orders of the same pair of builds): Big probed before Short for
+//!   non-ASCII pieces (Short's slot prefetched meanwhile): docs cl100k 0.94x / 1.05x, o200k
+//!   1.13x / 1.09x, reversed runs 0.99x / 0.94x; multilingual 1.01x / 0.97x. The encode loop's
+//!   slot prefetch from 64K slots (1 MiB) instead of 128K: the 20k documents' table (121K
+//!   slots since the aging fix) then prefetches: warm 1.01-1.07x, cold (`--cold`) 0.93-1.05x;
+//!   lines 0.93-1.08x; at 32K slots dictionary 0.91-0.94x. No clear gain either way.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
 //!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3.3x (notes
 //!   there). A radix/bucket queue for the heap was not tried.
