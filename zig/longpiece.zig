@@ -644,8 +644,9 @@ const Match = struct { tok: u32, len: usize };
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (see the file comment),
 /// past the first state (`firstStateHolds`): the top pair, then the states between.
 /// `pairs` answers pair ranks (the vocabulary, or a thread's cache in front of it).
-inline fn restHolds(t: *const Tables, pairs: anytype, a: u32, b: u32, comptime maybe_top: bool) bool {
-    return (!maybe_top or !t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b, !maybe_top);
+/// `a_longest`: as in `memoCompatible` (no lookup of the top pair, nor of the states (a, y)).
+inline fn restHolds(t: *const Tables, pairs: anytype, a: u32, b: u32, comptime a_longest: bool) bool {
+    return (a_longest or !t.mayPair(a, b) or pairs.rank(a, b) == no_rank) and descend(t, pairs, a, b, a_longest);
 }
 
 /// The first state, the boundary's two bytes, checked first from the byte-pair table: it ends
@@ -697,12 +698,12 @@ inline fn memoCompatible(v: *const Vocab, t: *const Tables, pairs: anytype, memo
     // Short tokens have short descents, cheaper than the table, which only pays when pairs
     // repeat (random letters 0.93-0.95x, CJK 0.8-0.9x without it; "abab..." 1.2-1.3x).
     if (t.info[a].len + t.info[b].len < memo_min_len) {
-        return if (a_longest) restHolds(t, pairs, a, b, false) else restHolds(t, pairs, a, b, true);
+        return if (a_longest) restHolds(t, pairs, a, b, true) else restHolds(t, pairs, a, b, false);
     }
     const key = (@as(u64, a) << 20) | b;
     const slot = &memo[@intCast((key *% 0x9E3779B97F4A7C15) >> shift)];
     if (slot.* >> 1 == key) return slot.* & 1 != 0;
-    const ok = restHolds(t, pairs, a, b, true);
+    const ok = restHolds(t, pairs, a, b, false);
     slot.* = (key << 1) | @intFromBool(ok);
     return ok;
 }
@@ -712,7 +713,7 @@ const memo_min_len = 8;
 /// Whether BPE(bytes(a) ++ bytes(b)) == [a, b], for usable tokens a, b (longpar.zig's joins).
 pub fn compatible(v: *const Vocab, a: u32, b: u32) bool {
     const t = &v.long;
-    return firstStateHolds(v, t, a, b) and restHolds(t, VocabPairs{ .v = v }, a, b, true);
+    return firstStateHolds(v, t, a, b) and restHolds(t, VocabPairs{ .v = v }, a, b, false);
 }
 
 /// Words of `encode`'s `bits` for a piece of `len` bytes.
