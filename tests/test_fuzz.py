@@ -267,24 +267,23 @@ def check_column(name: str, typ: pa.DataType, rows: list[bytes | None], seed: in
     enc = arrowtok.get_encoding(name)
     ref = oracle(name)
     rnd = random.Random(seed)
-    col, parts = build_column(typ, rows, rnd)
+    col, _ = build_column(typ, rows, rnd)
     texts = [None if r is None else r.decode("utf-8", "replace") for r in rows]
     want = [None if t is None else ref.encode_ordinary(t) for t in texts]
-    # Expected error: chunks are encoded in order; within one, a UTF-8 error comes before a row
-    # over the per-chunk value limit.
+    # Expected error: the first bad row in the column's order, whatever the chunks (a row's own
+    # UTF-8 error comes before its token count): invalid UTF-8 (strict), or more tokens than one
+    # list<int32> chunk may hold.
     expect_err = None
-    base = 0
-    for part in parts:
-        bad = _first_bad(part) if errors == "strict" else None
+    for i, r in enumerate(rows):
+        if r is None:
+            continue
+        bad = _first_bad([r]) if errors == "strict" else None
         if bad is not None:
-            expect_err = ("utf8", base + bad[0], bad[1])
+            expect_err = ("utf8", i, bad[1])
             break
-        if max_chunk:
-            over = [i for i, r in enumerate(part) if r is not None and len(want[base + i]) > max_chunk]
-            if over:
-                expect_err = ("too_large", base + over[0], None)
-                break
-        base += len(part)
+        if max_chunk and len(want[i]) > max_chunk:
+            expect_err = ("too_large", i, None)
+            break
     if expect_err is not None:
         with pytest.raises(arrowtok.ArrowtokError) as ei:
             enc.encode_arrow(col, threads=threads, errors=errors, _max_chunk_values=max_chunk)

@@ -437,6 +437,28 @@ def test_single_row_over_the_limit_names_the_row(enc, ref):
     assert enc.count_tokens_arrow(col).to_pylist()[12] == len(ref.encode_ordinary(rows[5]))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_first_bad_row_is_reported_whatever_the_kind(enc, threads):
+    """A row over the per-chunk limit before an invalid UTF-8 row is the error (and the other
+    way round), in one array, in small chunks (encoded together as one group) and in chunks
+    over the group size (one call each). Found by hypothesis: two small chunks grouped into one
+    call reported the later UTF-8 row."""
+    limit = 1000
+    over = b"x " * 2000  # ~2000 tokens
+    bad = b"\x80"
+    pad = [b"word " * 200] * 300  # 300 KB of rows of 200 tokens: a chunk of its own
+    for first, second, what in [(over, bad, "do not fit"), (bad, over, "invalid UTF-8")]:
+        layouts = {
+            "array": (pa.array([b"ok", first, b"ok", second], pa.binary()), 1),
+            "small chunks": (pa.chunked_array([pa.array([r], pa.binary()) for r in (b"ok", first, b"ok", second)]), 1),
+            "big chunks": (pa.chunked_array([pa.array(pad + [first], pa.binary()), pa.array(pad + [second], pa.binary())]), 300),
+        }
+        for name, (col, row) in layouts.items():
+            with pytest.raises(arrowtok.ArrowtokError) as e:
+                enc.encode_arrow(col, threads=threads, _max_chunk_values=limit)
+            assert e.value.row == row and what in str(e.value), (name, what, str(e.value))
+
+
 _BIG = r"""
 import sys, time
 import numpy as np, pyarrow as pa

@@ -751,8 +751,15 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         if (t.split) ctx.runOne(t, &slots[0], threads);
     }
 
+    const max_chunk: u64 = if (opts.max_chunk_values > 0) @intCast(opts.max_chunk_values) else std.math.maxInt(i32);
     for (tasks.items) |*t| {
         if (t.status != .ok) {
+            // The first bad row in the column's order is the one reported: a row before this
+            // one whose tokens do not fit one list<int32> comes first (the tasks before this
+            // one and this one's rows before err_row were all encoded).
+            if (opts.count_only == 0 and (t.status == .invalid_utf8 or t.status == .too_large)) {
+                if (firstOver(counts[0..t.err_row], max_chunk)) |i| return tooManyForList(out, i, counts[i], max_chunk);
+            }
             out.err_row = @intCast(t.err_row);
             out.err_offset = @intCast(t.err_offset);
             switch (t.status) {
@@ -788,17 +795,12 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     out.counts = counts.ptr;
 
     if (opts.count_only == 0) {
-        const max_chunk: u64 = if (opts.max_chunk_values > 0) @intCast(opts.max_chunk_values) else std.math.maxInt(i32);
+        if (firstOver(counts, max_chunk)) |i| return tooManyForList(out, i, counts[i], max_chunk);
         // Chunk boundaries so that each chunk's int32 offsets stay within max_chunk.
         var n_chunks: usize = 1;
         {
             var acc: u64 = 0;
-            for (counts, 0..) |c, i| {
-                if (c > max_chunk) {
-                    out.err_row = @intCast(i);
-                    setErr(out, "row {d}: {d} tokens do not fit one list<int32> (limit {d})", .{ i, c, max_chunk });
-                    return .too_large;
-                }
+            for (counts) |c| {
                 if (acc + c > max_chunk) {
                     n_chunks += 1;
                     acc = 0;
@@ -876,6 +878,20 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     out.handle = owned;
     ok = true;
     return .ok;
+}
+
+/// The first row with more than `max_chunk` tokens (more than one list<int32> chunk holds).
+fn firstOver(counts: []const u32, max_chunk: u64) ?usize {
+    for (counts, 0..) |c, i| {
+        if (c > max_chunk) return i;
+    }
+    return null;
+}
+
+fn tooManyForList(out: *Output, row: usize, c: u32, max_chunk: u64) Status {
+    out.err_row = @intCast(row);
+    setErr(out, "row {d}: {d} tokens do not fit one list<int32> (limit {d})", .{ row, c, max_chunk });
+    return .too_large;
 }
 
 /// The smallest column split into tasks: 48 KiB when the call comes within the pool's polling
