@@ -28,13 +28,15 @@
 //!   of what follows the last newline, `\s+(?!\S)` leaves the last code point to the next piece
 //!   when there are two or more. At the end of the text `\s++$` takes the whole rest instead.
 //!
-//! Only ASCII is classified, plus U+2010..U+2027 (E2 80 90..A7: dashes, quotation marks,
-//! bullets, the ellipsis; all punctuation), whose three bytes are punctuation bytes in place;
-//! the one rule that counts code points (a single punctuation code point as a word's prefix)
-//! looks four bytes back instead of two after one of them. The first other non-ASCII code
-//! point in a block is replaced by an ASCII
-//! byte of the same class for these rules (letter 'x', ſ 's' since it is a contraction letter,
-//! digit '0', whitespace '\t', other '#'), and nothing after it is decided. Whatever the block
+//! ASCII is classified, plus U+2010..U+2027 (E2 80 90..A7: dashes, quotation marks,
+//! bullets, the ellipsis; all punctuation), whose three bytes are punctuation bytes in place
+//! (the one rule that counts code points, a single punctuation code point as a word's prefix,
+//! looks four bytes back instead of two after one of them), and multi-byte letters, each byte
+//! of which takes the letter's class (cl100k: any \p{L} but ſ; o200k: Lu/Lt as uppercase, Ll
+//! as lowercase): no rule looks inside a letter run, so only the bytes' classes matter there.
+//! The first other non-ASCII code point in a block is replaced by an ASCII byte of the same
+//! class for these rules (letter 'x', ſ 's' since it is a contraction letter, digit '0',
+//! whitespace '\t', other '#'), and nothing after it is decided. Whatever the block
 //! cannot decide (a whitespace run whose end lies past what was looked at, the end of the text
 //! inside such a run) is left to the next block, which starts at the last decided piece start,
 //! or to the scalar scanner when no piece ended inside the block.
@@ -93,6 +95,17 @@
 //!   whitespace classes from one range compare (+-1%); a row's last block loaded whole from
 //!   the Arrow buffer and masked (the bytes after the row are readable) instead of copied into
 //!   a 64-byte buffer: -3 to +5% over two runs, noise.
+//! - Session 26: multi-byte letters in place (above), with `worthBlocks` counting two-byte
+//!   letters of Latin, Greek, Cyrillic, Armenian (and for cl100k Hebrew, Arabic) as ASCII: the
+//!   20k documents' bytes that go through blocks 64% -> 88% (cl100k) / 72% (o200k). callgrind
+//!   (3 count_tokens_arrow calls, x86-64-v3 build): docs cl100k 212.8M -> 208.2M instructions in
+//!   the scanners and the encode loop, 2.20M -> 1.95M mispredicted branches; lines o200k +0.06%
+//!   instructions, +0.4% mispredictions (neutral). In-process A/B (encode_arrow, 1 thread, 25
+//!   rounds, both orders): docs cl100k 1.026x / 1.095x, o200k 1.038x / 1.014x; multilingual
+//!   0.99-1.02x; lines cl100k 1.02-1.05x, o200k 0.96-0.99x; English 1.02-1.07x (15 rounds).
+//!   Each in-place code point costs a trip of a scalar loop (a 2 KB table for two-byte ones,
+//!   the property tables for longer ones); a vector test of the all-letter lead bytes (C4,
+//!   C6..CA, D0, D1, D3, DA for cl100k) could take most Cyrillic and Latin ones out of it.
 const std = @import("std");
 const pretok = @import("pretok.zig");
 const ut = @import("unicode_tables.zig");
@@ -197,14 +210,15 @@ inline fn runStart(w: u64, top: usize) usize {
 /// Longest stretch the top-of-block whitespace scan looks at before it gives up.
 const scan_cap = 64;
 
-/// Whether blocks pay on this text: they decide nothing past a non-ASCII code point, so on text
-/// with more than about one non-ASCII byte in 16 the scalar scanner is as fast (measured on the
-/// multilingual and 20k-document corpora).
-/// The U+2010..U+2027 punctuation that blocks classify in place does not count (English
-/// dialogue rows, a third of whose bytes can be curly quotes, went to the scalar scanner).
-pub fn worthBlocks(text: []const u8, avail: usize) bool {
-    // Non-ASCII bytes first (one compare a chunk); the U+2010..U+2027 correction only when
-    // they are too many without it.
+/// Whether blocks pay on this text: they decide nothing past a non-ASCII code point that they
+/// do not classify in place, so on text with more than about one such byte in 16 the scalar
+/// scanner is as fast (measured on the multilingual and 20k-document corpora).
+/// The U+2010..U+2027 punctuation and the multi-byte letters that blocks classify in place do
+/// not count (English dialogue rows, a third of whose bytes can be curly quotes, went to the
+/// scalar scanner); the letters are estimated from their lead bytes (`letterBytes`).
+pub fn worthBlocks(comptime pat: Pat, text: []const u8, avail: usize) bool {
+    // Non-ASCII bytes first (one compare a chunk); the corrections only when they are too
+    // many without them.
     var raw: usize = 0;
     var i: usize = 0;
     while (i + 64 <= text.len) : (i += 64) raw += @popCount(bits(@as(V, text[i..][0..64].*) >= sp(0x80)));
@@ -213,8 +227,8 @@ pub fn worthBlocks(text: []const u8, avail: usize) bool {
     if (raw * 16 <= text.len) return true;
     var hi: usize = 0;
     i = 0;
-    while (i + 64 <= text.len) : (i += 64) hi += foreignBytes(text[i..][0..64].*);
-    hi += foreignBytes(last);
+    while (i + 64 <= text.len) : (i += 64) hi += foreignBytes(pat, text[i..][0..64].*);
+    hi += foreignBytes(pat, last);
     return hi * 16 <= text.len;
 }
 
@@ -232,10 +246,26 @@ inline fn lastBlock(text: []const u8, avail: usize, b: usize, comptime pad: u8) 
     return buf;
 }
 
-/// Non-ASCII bytes of a 64-byte chunk, less those of the U+2010..U+2027 code points in it.
-inline fn foreignBytes(v: V) usize {
+/// Non-ASCII bytes of a 64-byte chunk, less those of the U+2010..U+2027 code points and of
+/// the code points that `letterBytes` takes for letters (a lower bound of 0).
+inline fn foreignBytes(comptime pat: Pat, v: V) usize {
     const g = bits(v == sp(0xE2)) & (bits(v == sp(0x80)) >> 1) & (bits((v -% sp(0x90)) < sp(0x18)) >> 2);
-    return @popCount(bits(v >= sp(0x80))) - 3 * @popCount(g);
+    return (@popCount(bits(v >= sp(0x80))) - 3 * @popCount(g)) -| letterBytes(pat, v);
+}
+
+/// Bytes of the chunk's two-byte code points whose lead byte starts a range of mostly letters
+/// that blocks classify in place (an estimate for `worthBlocks`; the blocks check each one):
+/// U+00C0..U+02FF (Latin), U+0380..U+057F (Greek, Cyrillic, Armenian) and, for cl100k only
+/// (o200k's Lo letters end a block), U+05C0..U+06FF (Hebrew, Arabic). Three-byte letters (CJK,
+/// kana, Hangul, Indic) are classified in place too, but text made of them stays with the
+/// scalar scanner: counted as letters here, they made the 20k documents and the multilingual
+/// files slower than without (one interleaved run, cl100k, against the code before either:
+/// 1.07x and 0.94x with them, 1.15x and 1.03x without); a block's loop per code point costs
+/// more than the scalar scanner's letter run.
+inline fn letterBytes(comptime pat: Pat, v: V) usize {
+    var two = bits((v -% sp(0xC3)) < sp(0xCC - 0xC3)) | bits((v -% sp(0xCE)) < sp(0xD6 - 0xCE));
+    if (pat == .cl100k) two |= bits((v -% sp(0xD7)) < sp(0xDC - 0xD7));
+    return 2 * @popCount(two);
 }
 
 /// What a block decided.
@@ -251,6 +281,30 @@ pub const Starts = struct {
 };
 
 pub const Pat = enum { cl100k, o200k };
+
+/// How a block classifies a multi-byte code point with properties `p` in place: 1 = a letter
+/// (cl100k) or an uppercase / titlecase letter (o200k), 2 = a lowercase letter (o200k), 0 =
+/// not in place (the block ends there). ſ (U+017F, which `(?i)` matches as the contraction
+/// letter s) is left to the stand-in path (`two_byte_class`).
+inline fn inPlaceClass(comptime pat: Pat, p: u8) u8 {
+    if (pat == .cl100k) return @intFromBool(p & letter != 0);
+    if (p & (ut.Lm | ut.Lo | ut.M) != 0) return 0;
+    if (p & (ut.Lu | ut.Lt) != 0) return 1;
+    if (p & ut.Ll != 0) return 2;
+    return 0;
+}
+
+/// `inPlaceClass` of every two-byte code point (U+0080..U+07FF), indexed by the code point.
+const two_byte_class: [2][2048]u8 = blk: {
+    @setEvalBranchQuota(200_000);
+    var t: [2][2048]u8 = undefined;
+    for (0..2) |pi| {
+        for (0..2048) |cp| {
+            t[pi][cp] = if (cp < 0x80 or cp == 0x17F) 0 else inPlaceClass(@enumFromInt(pi), ut.props(@intCast(cp)));
+        }
+    }
+    break :blk t;
+};
 
 /// ASCII stand-in for the (valid, non-ASCII) code point at text[i], for the pattern's rules:
 /// letter 'x' (o200k: 'X' for Lu/Lt), ſ 's' (a contraction letter), digit '0', whitespace
@@ -322,7 +376,35 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
     // quotes), and a block used to stop at the first.
     const g_lead = bits(v == sp(0xE2)) & (bits(v == sp(0x80)) >> 1) & (bits((v -% sp(0x90)) < sp(0x18)) >> 2);
     var G = g_lead | (g_lead << 1) | (g_lead << 2);
-    const hi = bits(v >= sp(0x80)) & upTo(n - 1) & ~G;
+    var hi = bits(v >= sp(0x80)) & upTo(n - 1) & ~G;
+    // Multi-byte letters classified in place (every byte of the code point takes its class),
+    // in order, up to the first code point that is not one (or that runs past the block):
+    // cl100k's \p{L} in `LA`; o200k's Lu/Lt in `LA` and Ll in `LB` (its Lm/Lo/M letters are
+    // in both case classes: the block still ends at them).
+    var LA: u64 = 0;
+    var LB: u64 = 0;
+    if (hi != 0) {
+        var m = hi;
+        while (m != 0) {
+            const k: usize = @ctz(m);
+            const c0 = text[b + k];
+            var cl: usize = 2;
+            var cls: u8 = 0;
+            if (c0 < 0xE0) {
+                if (k + 2 > n) break;
+                cls = two_byte_class[@intFromEnum(pat)][@as(usize, c0 & 0x1F) << 6 | (text[b + k + 1] & 0x3F)];
+            } else {
+                cl = if (c0 < 0xF0) 3 else 4;
+                if (k + cl > n) break;
+                cls = inPlaceClass(pat, pretok.charAt(text, b + k).p);
+            }
+            if (cls == 0) break;
+            const span = ((@as(u64, 1) << @intCast(cl)) - 1) << @intCast(k);
+            if (cls == 1) LA |= span else LB |= span;
+            m &= ~span;
+        }
+        hi = m;
+    }
     if (hi != 0) {
         // Keep the first other non-ASCII code point as its stand-in; the block ends there.
         // Without a stand-in (o200k's Lm/Lo/M), it ends just before it.
@@ -345,14 +427,14 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
         after2 = if (text[b + 64] < 0x80) byteAtFor(pat, text, b + 65) else 0x80;
     }
 
-    const UP = bits((v -% sp('A')) < sp(26));
-    const LW = bits((v -% sp('a')) < sp(26));
-    const L = UP | LW;
+    const UP = bits((v -% sp('A')) < sp(26)) | (if (pat == .o200k) LA else 0);
+    const LW = bits((v -% sp('a')) < sp(26)) | LB;
+    const L = UP | LW | (if (pat == .cl100k) LA else 0);
     const N = bits((v -% sp('0')) < sp(10));
     const SP = bits(v == sp(' '));
     const OW = bits(v == sp('\t')) | bits(v == sp(0x0B)) | bits(v == sp(0x0C));
     const NL = bits(v == sp('\n')) | bits(v == sp('\r'));
-    const HI = bits(v >= sp(0x80)) & ~G;
+    const HI = bits(v >= sp(0x80)) & ~G & ~(LA | LB);
     const g3 = (g_lead << 2) & G; // their third bytes
     const W = SP | OW | NL;
     const R = SP | OW;
@@ -514,7 +596,7 @@ fn checkTextFor(comptime pat: Pat, text: []const u8, gpa: std.mem.Allocator) !vo
     @memcpy(wide[0..text.len], text);
     var prng = std.Random.DefaultPrng.init(text.len);
     prng.random().bytes(wide[text.len..]);
-    if (worthBlocks(text, text.len) != worthBlocks(wide[0..text.len], wide.len)) return error.ReadPastChanged;
+    if (worthBlocks(pat, text, text.len) != worthBlocks(pat, wide[0..text.len], wide.len)) return error.ReadPastChanged;
     for (ref.items) |b| {
         const m = blockStarts(pat, text, text.len, b).mask;
         if (b < text.len) {
@@ -546,6 +628,10 @@ test "block starts equal the scalar scanner on random texts" {
         "\u{0301}", "Ж", "ab", "the", "'s", "'ll", "'ve", "'re", "'t", "\n\n", " \n", "...", "123", "\r\n",
         "A", "Q", "HTML", "Parser", "'S", "'LL", "'Re", "/", "//", ".\n/", "x's's", "'rE", "'lL", "'vE", "'tS", "ǅ", "ʰ", "中", "ａ", "\u{2003}",
         "“", "”", "‘", "—", "–", "…", "•", "\u{2010}", "\u{2027}", "\u{2028}", "\u{2029}", "‰", "\u{200B}", "’s", " “", "”\n",
+        // Multi-byte letters (classified in place) and their neighbours that are not.
+        "Привет", "ПРИВЕТ", "ж", "Ärger", "ÄÖ", "ß", "é", "É", "αβγ", "ΑΒΓ", "ᾈ", "مرحبا", "שלום", "한국어", "ひらがな", "カタカナ", "中文",
+        "µ", "ª", "×", "÷", "«", "»", "²", "\u{212A}", "ﬀ", "𝐀", "𝐚", "𠀀", "क", "ि", "ก", "ั", "Ⅻ", "Ｄ", "ｄ", "\u{0345}", "ͺ", "΄",
+        "϶", "\u{0378}", "\u{0530}", "'Ж", "Ж's", "é's", "'é", "Ǆ", "ǆ", "ſt", "\u{0482}", "\u{0488}", "ǅe", "ĲĳĴ",
     };
     var prng = std.Random.DefaultPrng.init(0xA11CE);
     const rnd = prng.random();
