@@ -438,6 +438,13 @@
 //!   slot prefetch from 64K slots (1 MiB) instead of 128K: the 20k documents' table (121K
 //!   slots since the aging fix) then prefetches: warm 1.01-1.07x, cold (`--cold`) 0.93-1.05x;
 //!   lines 0.93-1.08x; at 32K slots dictionary 0.91-0.94x. No clear gain either way.
+//!   Session 26, again slower (the front cache above, rebuilt before reading this note):
+//!   direct mapped, 32-byte entries (16-byte key, up to six 18-bit ids), looked up first in
+//!   `shortMiss`, filled on a Big hit or a merge, its line prefetched with Big's slot for
+//!   non-ASCII pieces. 16K entries (512 KiB): docs cl100k 0.988x / 0.92x (both orders),
+//!   o200k 1.007x / 0.97x, multilingual cl100k 0.91x / 0.89x; 64K entries (2 MiB): docs cl100k
+//!   0.968x / 0.93x, multilingual 0.875x / 0.89x. ~24k distinct 4..6-id pieces in the
+//!   documents conflict in the smaller table; the bigger one is as far from the core as Big.
 //! - Long pieces: the binary heap made 1 MB of one letter ~11x slower than 1 MB of English
 //!   (random letters 19x); longpiece.zig's backtracking encoder brings them to 0.4-3.3x (notes
 //!   there). A radix/bucket queue for the heap was not tried.
