@@ -1956,8 +1956,13 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
     // Non-ASCII pieces often have more than 3 ids (Big holds them): start Big's slot load
     // while Short is probed. In-process A/B (bench/ab_builds.py, 15 rounds, cl100k / o200k):
     // 20k documents 1.029x / 1.155x (1.042x in a first run), multilingual 1.051x, English
-    // 1.011x / 1.038x (its pieces are ASCII: the branch only).
-    if (piece[0] >= 0x80 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
+    // 1.011x / 1.038x (its pieces are ASCII: the branch only). Session 26: any non-ASCII
+    // byte in the key, not only the first (a word's leading space had kept most words of
+    // non-Latin text out; perf put half of `shortMiss` on that slot's load): shortMiss 12.2%
+    // -> 9.1% of the 20k documents' profile (cl100k); A/B (21 rounds, both orders) docs
+    // cl100k 1.033x / 1.057x, o200k 1.054x / 1.005x, lines 1.027-1.079x but o200k 0.986x once,
+    // multilingual 0.99-1.03x.
+    if ((key.k0 | key.k1) & 0x8080808080808080 != 0 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
     if (cache.short.find(key, piece.len, out, write)) |n| return n;
     return shortMiss(v, cache, piece, key, out, scratch);
 }
