@@ -524,6 +524,8 @@ const Task = struct {
     status: Status = .ok,
     err_row: usize = 0,
     err_offset: usize = 0,
+    /// The tokens of the row over `Ctx.row_limit` (0: the status is not that).
+    err_count: usize = 0,
 };
 
 const Slot = struct {
@@ -540,6 +542,9 @@ const Ctx = struct {
     tasks: []Task,
     slots: []Slot,
     counts: []u32,
+    /// Most tokens a row may have: what one list<int32> chunk holds (encoding), or what a count
+    /// holds (counting). A row over it ends its task with `.too_large`.
+    row_limit: u64,
 
     fn runTask(ctx_ptr: *anyopaque, t: usize, worker: usize) void {
         const ctx: *Ctx = @ptrCast(@alignCast(ctx_ptr));
@@ -586,13 +591,15 @@ const Ctx = struct {
                 sink.read_end = 0;
             }
             const before = sink.count;
+            errdefer task.err_row = i;
             if (row_threads > 1) {
                 try ctx.encodeRowParallel(text, &sink, slot, row_threads);
             } else try encodeText(ctx.v, text, ctx.specials, &sink, &slot.scratch);
             const c = sink.count - before;
-            if (c > std.math.maxInt(u32)) {
+            if (c > ctx.row_limit) {
                 task.status = .too_large;
                 task.err_row = i;
+                task.err_count = c;
                 return;
             }
             ctx.counts[i] = @intCast(c);
@@ -736,7 +743,10 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     }
     for (slots) |*s| s.* = .{ .scratch = vocab_mod.Scratch.init(gpa) };
 
-    var ctx: Ctx = .{ .gpa = gpa, .v = v, .in = in, .opts = opts, .specials = specials, .tasks = tasks.items, .slots = slots, .counts = counts };
+    // Encoding: one list<int32> chunk's values (max_chunk_values: tests' smaller limit).
+    const max_chunk: u64 = if (opts.max_chunk_values > 0) @intCast(opts.max_chunk_values) else std.math.maxInt(i32);
+    const row_limit: u64 = if (opts.count_only != 0) std.math.maxInt(u32) else max_chunk;
+    var ctx: Ctx = .{ .gpa = gpa, .v = v, .in = in, .opts = opts, .specials = specials, .tasks = tasks.items, .slots = slots, .counts = counts, .row_limit = row_limit };
     var job: pool.Job = .{ .ctx = &ctx, .run = Ctx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
     // Many-thread jobs refresh the vocabulary's shared snapshot of short pieces after their
     // last pool job (counting: this one; encoding: the copy of the ids into the output).
@@ -751,20 +761,18 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         if (t.split) ctx.runOne(t, &slots[0], threads);
     }
 
-    const max_chunk: u64 = if (opts.max_chunk_values > 0) @intCast(opts.max_chunk_values) else std.math.maxInt(i32);
+    // Tasks cover the rows in order and each stops at its first bad row (invalid UTF-8, or
+    // more tokens than `row_limit`): the first failed task names the column's first bad row.
     for (tasks.items) |*t| {
         if (t.status != .ok) {
-            // The first bad row in the column's order is the one reported: a row before this
-            // one whose tokens do not fit one list<int32> comes first (the tasks before this
-            // one and this one's rows before err_row were all encoded).
-            if (opts.count_only == 0 and (t.status == .invalid_utf8 or t.status == .too_large)) {
-                if (firstOver(counts[0..t.err_row], max_chunk)) |i| return tooManyForList(out, i, counts[i], max_chunk);
-            }
             out.err_row = @intCast(t.err_row);
             out.err_offset = @intCast(t.err_offset);
             switch (t.status) {
                 .invalid_utf8 => setErr(out, "row {d}: invalid UTF-8 at byte offset {d}", .{ t.err_row, t.err_offset }),
-                .too_large => setErr(out, "row {d}: too large (a row must have fewer than 2**32 tokens and pieces under 4 GiB)", .{t.err_row}),
+                .too_large => if (t.err_count > 0 and opts.count_only == 0)
+                    setErr(out, "row {d}: {d} tokens do not fit one list<int32> (limit {d})", .{ t.err_row, t.err_count, max_chunk })
+                else
+                    setErr(out, "row {d}: too large (a row must have fewer than 2**32 tokens and pieces under 4 GiB)", .{t.err_row}),
                 .out_of_memory => setErr(out, "out of memory", .{}),
                 else => setErr(out, "internal error", .{}),
             }
@@ -795,7 +803,6 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     out.counts = counts.ptr;
 
     if (opts.count_only == 0) {
-        if (firstOver(counts, max_chunk)) |i| return tooManyForList(out, i, counts[i], max_chunk);
         // Chunk boundaries so that each chunk's int32 offsets stay within max_chunk.
         var n_chunks: usize = 1;
         {
@@ -878,20 +885,6 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     out.handle = owned;
     ok = true;
     return .ok;
-}
-
-/// The first row with more than `max_chunk` tokens (more than one list<int32> chunk holds).
-fn firstOver(counts: []const u32, max_chunk: u64) ?usize {
-    for (counts, 0..) |c, i| {
-        if (c > max_chunk) return i;
-    }
-    return null;
-}
-
-fn tooManyForList(out: *Output, row: usize, c: u32, max_chunk: u64) Status {
-    out.err_row = @intCast(row);
-    setErr(out, "row {d}: {d} tokens do not fit one list<int32> (limit {d})", .{ row, c, max_chunk });
-    return .too_large;
 }
 
 /// The smallest column split into tasks: 48 KiB when the call comes within the pool's polling
