@@ -34,6 +34,24 @@ def test_layouts(enc, ref, typ):
     assert cnt.to_pylist() == [None if r is None else len(ref.encode_ordinary(r)) for r in ROWS]
 
 
+def test_counts_of_pieces_found_in_the_tables(enc, ref):
+    """Counting reads a piece's count from the thread's tables without its ids (pieces of more
+    than 3 ids, short and long, live in the arena table): counts made before and after the
+    pieces were encoded, and again, all equal the reference's lengths."""
+    words = ["Привет", " мир", " Ελληνικά", " שָׁלוֹם", "ÅngströmÅngström", " réalisation", " 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+             " Donaudampfschifffahrtsgesellschaft", " 日本語のテキスト", " x" * 3, " 😀👍🏽🎉"]
+    rows = ["".join(words[(i * 7 + k) % len(words)] for k in range(1 + i % 5)) for i in range(300)]
+    arr = pa.array(rows)
+    want = [len(ref.encode_ordinary(r)) for r in rows]
+    assert any(len(ref.encode_ordinary(w)) > 3 and len(w.encode()) <= 16 for w in words)
+    assert any(len(ref.encode_ordinary(w)) > 3 and len(w.encode()) > 16 for w in words)
+    for threads in (1, 2):
+        assert enc.count_tokens_arrow(arr, threads=threads).to_pylist() == want
+        assert [len(x) for x in enc.encode_arrow(arr, threads=threads).to_pylist()] == want
+        assert enc.count_tokens_arrow(arr, threads=threads).to_pylist() == want
+        assert enc.count_tokens_arrow(arr, threads=threads).to_pylist() == want
+
+
 def test_string_view_long_and_inline():
     enc = arrowtok.get_encoding("cl100k_base")
     rows = ["short", "exactly12byt", "thirteen byte", "a much longer string that lives in a data buffer" * 3]

@@ -217,6 +217,14 @@ const use_blocks = true;
 /// scanned by the scalar scanner): 0.974x (o200k) / 0.997x (cl100k), with the CPU probe at
 /// 1.91x; a first run on a noisy machine had read 1.128x / 1.027x. Running the scalar scanner
 /// four pieces ahead of the lookups with the same prefetch: 1.005x / 1.000x, not kept.
+/// Session 27, not kept: every piece (block or scalar scanner) staged in a ring of 16 or 64
+/// before its lookup, its Short slot, bytes 9..16 and (non-ASCII) Big slot prefetched when
+/// staged, as gigatoken stages a chunk (it runs the stream's later passes ~1.25x faster than
+/// this): corpus stream cl100k later passes 0.998x / 0.998x (16), 0.96-1.02x (64), first
+/// pass 0.97-1.00x. The lookups' misses already overlap; what remains is instructions
+/// (callgrind, 20k documents: ~160 a piece, scanners included) and ~1.35 mispredicted
+/// branches a piece (the piece-length switch 0.19, Short's compare 0.18, the scalar scanner
+/// 0.34 for its 12% of the bytes).
 inline fn prefetchBlock(wide: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
     var m = mask & ~@as(u64, 1);
     var s: usize = b;
@@ -241,7 +249,7 @@ inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab
             const key = if (pos + 16 <= wide.len) vocab_mod.shortKeyAt(wide, pos, piece.len) else vocab_mod.shortKey(piece);
             break :blk try vocab_mod.shortPiece(!count, shared, v, piece, key, out, scratch);
         },
-        else => try vocab_mod.encodePieceLong(v, piece, out, scratch),
+        else => try vocab_mod.pieceLong(!count, v, piece, out, scratch),
     };
     sink.count += n;
     return if (count) 0 else n;

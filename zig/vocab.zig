@@ -1951,7 +1951,7 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
             scratch.own_hits += 1;
             return n;
         }
-        return shortMiss(v, cache, piece, key, out, scratch);
+        return shortMiss(v, cache, piece, key, out, scratch, write);
     }
     // Non-ASCII pieces often have more than 3 ids (Big holds them): start Big's slot load
     // while Short is probed. In-process A/B (bench/ab_builds.py, 15 rounds, cl100k / o200k):
@@ -1961,10 +1961,12 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
     // non-Latin text out; perf put half of `shortMiss` on that slot's load): shortMiss 12.2%
     // -> 9.1% of the 20k documents' profile (cl100k); A/B (21 rounds, both orders) docs
     // cl100k 1.033x / 1.057x, o200k 1.054x / 1.005x, lines 1.027-1.079x but o200k 0.986x once,
-    // multilingual 0.99-1.03x.
+    // multilingual 0.99-1.03x. Session 27, not kept: the condition as a select (an ASCII key
+    // prefetches slot 0; callgrind put ~48k mispredictions a call of the 20k documents on this
+    // branch): docs 0.95-0.99x over eight A/B runs (25 rounds, both orders, both encodings).
     if ((key.k0 | key.k1) & 0x8080808080808080 != 0 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
     if (cache.short.find(key, piece.len, out, write)) |n| return n;
-    return shortMiss(v, cache, piece, key, out, scratch);
+    return shortMiss(v, cache, piece, key, out, scratch, write);
 }
 
 /// Whether this thread's short table is big enough that its lookups miss the core's L2 (the
@@ -1985,18 +1987,18 @@ pub inline fn prefetchShort(scratch: *const Scratch, key: ShortKey, len: usize) 
     if (len > 8) @prefetch(&t.k1s[i], .{ .rw = .read, .locality = 3, .cache = .data });
 }
 
-fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch, comptime write: bool) error{OutOfMemory}!usize {
     // Pieces of more than 3 tokens live in the arena table.
     if (scratch.snap) |sn| {
-        if (sn.big.getShort(key.h, key.k0, key.k1, piece.len, out)) |n| {
+        if (sn.big.getShort(key.h, key.k0, key.k1, piece.len, out, write)) |n| {
             scratch.snap_hits += 1;
             return n;
         }
-        if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out)) |n| {
+        if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out, write)) |n| {
             scratch.own_hits += 1;
             return n;
         }
-    } else if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out)) |n| return n;
+    } else if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out, write)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
     if (Short.fits(out[0..n])) cache.short.put(key, piece.len, out[0..n]) else cache.big.put(key.h, piece, out[0..n]);
     cache.noteStored(key.h);
@@ -2018,6 +2020,13 @@ fn pieceHash(piece: []const u8) u64 {
 }
 
 pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    return pieceLong(true, v, piece, out, scratch);
+}
+
+/// `encodePieceLong`; `write` false (counting): a piece found in `Big` writes no ids (session
+/// 27: count_tokens_arrow on the 20k documents 1.01-1.05x, four A/B runs of 25 rounds, both
+/// orders and encodings).
+pub fn pieceLong(comptime write: bool, v: *const Vocab, piece: []const u8, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
     if (piece.len > big_piece_max) {
         // Text that no table holds does not count toward the aging window (1 MB of one
@@ -2027,15 +2036,15 @@ pub fn encodePieceLong(v: *const Vocab, piece: []const u8, out: []u32, scratch: 
     }
     const h = longHash(piece);
     if (scratch.snap) |sn| {
-        if (sn.big.getLong(h, piece, out)) |n| {
+        if (sn.big.getLong(h, piece, out, write)) |n| {
             scratch.snap_hits += 1;
             return n;
         }
-        if (cache.big.getLong(h, piece, out)) |n| {
+        if (cache.big.getLong(h, piece, out, write)) |n| {
             scratch.own_hits += 1;
             return n;
         }
-    } else if (cache.big.getLong(h, piece, out)) |n| return n;
+    } else if (cache.big.getLong(h, piece, out, write)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
     cache.big.put(h, piece, out[0..n]);
     cache.noteStored(h);
@@ -2222,17 +2231,21 @@ const Big = struct {
         return std.mem.sliceAsBytes(b.arena[o + 1 ..])[0..len];
     }
 
-    fn copyOut(b: *const Big, o: usize, hdr: u32, out: []u32) usize {
+    inline fn copyOut(b: *const Big, o: usize, hdr: u32, out: []u32, comptime write: bool) usize {
         const len: usize = hdr & 0xFFFF;
         const n: usize = (hdr >> 16) & 0x7FFF;
+        if (!write) return n;
         const t = o + 1 + (len + 3) / 4;
+        // Session 27: one 32-byte copy for entries of up to 8 ids instead of this memcpy
+        // (perf put 2.8% of the 20k documents' encode on it): A/B 0.999x / 1.002x (21 rounds,
+        // both orders): the time was the entry's load, not the copy. Not kept.
         @memcpy(out[0..n], b.arena[t .. t + n]);
         return n;
     }
 
     /// The entry whose piece has `len` bytes, hash `h` and satisfies `same(o)` (o = its arena
     /// offset), copied to `out`; null if none.
-    inline fn find(b: *Big, h: u64, len: usize, same: anytype, out: []u32) ?usize {
+    inline fn find(b: *Big, h: u64, len: usize, same: anytype, out: []u32, comptime write: bool) ?usize {
         if (b.slots.len == 0) return null;
         const mask = b.slots.len - 1;
         const tag = tagOf(h);
@@ -2248,13 +2261,13 @@ const Big = struct {
                     b.arena[o] = hdr | live_bit;
                     b.live += 1;
                 }
-                return b.copyOut(o, hdr, out);
+                return b.copyOut(o, hdr, out, write);
             }
         }
     }
 
     /// Lookup of a piece of 2..16 bytes by its zero-padded key.
-    inline fn getShort(b: *Big, h: u64, k0: u64, k1: u64, len: usize, out: []u32) ?usize {
+    inline fn getShort(b: *Big, h: u64, k0: u64, k1: u64, len: usize, out: []u32, comptime write: bool) ?usize {
         const Same = struct {
             k0: u64,
             k1: u64,
@@ -2267,17 +2280,17 @@ const Big = struct {
                 return e0 == c.k0 and e1 == c.k1;
             }
         };
-        return b.find(h, len, Same{ .k0 = k0, .k1 = k1, .len = len }, out);
+        return b.find(h, len, Same{ .k0 = k0, .k1 = k1, .len = len }, out, write);
     }
 
-    fn getLong(b: *Big, h: u64, piece: []const u8, out: []u32) ?usize {
+    fn getLong(b: *Big, h: u64, piece: []const u8, out: []u32, comptime write: bool) ?usize {
         const Same = struct {
             piece: []const u8,
             inline fn eq(c: @This(), bb: *const Big, o: usize) bool {
                 return std.mem.eql(u8, bb.entryBytes(o, c.piece.len), c.piece);
             }
         };
-        return b.find(h, piece.len, Same{ .piece = piece }, out);
+        return b.find(h, piece.len, Same{ .piece = piece }, out, write);
     }
 
     /// Grows `slots` to `n_slots` and `arena` to at least `words`, within the budget; false if
@@ -2905,9 +2918,9 @@ test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used
 
 /// A piece looked up in `b` by the path its length takes in the encoder.
 fn testBigGet(b: *Big, piece: []const u8, out: []u32) ?usize {
-    if (piece.len > 16) return b.getLong(longHash(piece), piece, out);
+    if (piece.len > 16) return b.getLong(longHash(piece), piece, out, true);
     const k = shortKey(piece);
-    return b.getShort(k.h, k.k0, k.k1, piece.len, out);
+    return b.getShort(k.h, k.k0, k.k1, piece.len, out, true);
 }
 
 test "Big aging: compaction in place keeps the live pieces and their ids" {
