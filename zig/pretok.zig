@@ -51,6 +51,11 @@
 //!   documents 0.982x / 0.968x / 1.013x, multilingual 0.954x (before the step was limited to
 //!   two-byte leads) / 1.020x: noise-level at best. A Cyrillic word is short (6-7 letters), so the
 //!   step replaces few table lookups, and its ~25 vector operations are not free.
+//! * Session 27, not kept: a 32-byte step over three-byte letters in `runWhile` and o200k's
+//!   upper run (CJK ideographs, kana, Hangul syllables, by lead/second/third-byte ranges checked
+//!   at compile time against the property table): the scanners alone on Japanese 569 -> 610
+//!   MB/s (cl100k), 515 -> 618 (o200k), Chinese 0.93-0.97x, Korean 0.95-1.04x; encode_arrow on
+//!   the 20k documents 0.99x / 1.00x, multilingual 0.98x: those texts' time is in the lookups.
 //! * What is left is mostly one hard-to-predict branch on the kind of each piece (~4.6 bytes per
 //!   piece in English, so ~7 ns per piece at ~650 MB/s). Decoding and the table lookup matter
 //!   only for non-Latin text (UDHR, Japanese), where pieces are longer.
