@@ -41,7 +41,7 @@
 //! cannot show it: its builds share one malloc, which reuses the other build's freed output.
 //!
 //! Session 27: fresh mappings of 4 MiB and more (task buffers, the output) start on a 2 MiB
-//! boundary and are advised huge pages from their first byte (`mapHuge`). Before, a task
+//! boundary and are advised huge pages from their first byte (`mapFresh`). Before, a task
 //! buffer's head up to its first 2 MiB boundary took 4 KiB pages, and that head is about what a
 //! task writes on two threads; the output of a column too big for `out_cap` was not advised at
 //! all. A 40 MB column of the 20k documents (cl100k, the last result still alive, as in a
@@ -51,6 +51,7 @@
 //! against + 38.8 / 11.2 before. On 16 threads a task's buffer is under 4 MiB (tasks are 1/16
 //! of a thread's share), so only the output changes there.
 const std = @import("std");
+const hugealloc = @import("hugealloc.zig");
 
 const page = std.heap.page_size_min;
 /// Enough for every task buffer of a multi-thread call (tasks are ~1/16 of a thread's share).
@@ -107,31 +108,24 @@ fn alloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[*]u
     if (alignment.toByteUnits() <= page and n < std.math.maxInt(usize) - (2 << 20)) {
         const want = std.mem.alignForward(usize, n, page);
         if (take(want)) |p| return p;
-        if (want >= huge_min) return mapHuge(want);
     }
-    return std.heap.page_allocator.vtable.alloc(undefined, n, alignment, ra);
+    return mapFresh(n, alignment, ra);
 }
 
-const huge = 2 << 20;
+const huge = hugealloc.huge;
 /// Fresh mappings from this size up start on a 2 MiB boundary and ask for huge pages.
 const huge_min = 4 << 20;
 
-/// A fresh mapping of `len` bytes (a multiple of the page) that starts on a 2 MiB boundary,
-/// advised MADV_HUGEPAGE, so that the encoder's first writes already fill huge pages. An
-/// unaligned mapping has up to 2 MiB of 4 KiB pages before its first boundary, which is about
-/// what one task of a two-thread call writes (a 40 MB column: 32 tasks of ~1.2 MB of ids each):
-/// perf stat counted ~22k page faults a call there against ~1k on one thread. Its end is exact,
-/// so munmap of (ptr, len) frees it all.
-fn mapHuge(len: usize) ?[*]u8 {
-    const linux = std.os.linux;
-    const rc = linux.mmap(null, len + huge, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
-    if (linux.errno(rc) != .SUCCESS) return null;
-    const start = std.mem.alignForward(usize, rc, huge);
-    if (start > rc) _ = linux.munmap(@ptrFromInt(rc), start - rc);
-    const tail = rc + len + huge - (start + len);
-    if (tail > 0) _ = linux.munmap(@ptrFromInt(start + len), tail);
-    _ = linux.madvise(@ptrFromInt(start), len, linux.MADV.HUGEPAGE);
-    return @ptrFromInt(start);
+/// A fresh mapping for `n` bytes. From `huge_min` up it starts on a 2 MiB boundary with
+/// MADV_HUGEPAGE (`hugealloc.mapAligned`, exactly the page-rounded length, so munmap of it
+/// frees it all), so that the encoder's first writes already fill huge pages. An unaligned
+/// mapping has up to 2 MiB of 4 KiB pages before its first boundary, which is about what one
+/// task of a two-thread call writes (a 40 MB column: 32 tasks of ~1.2 MB of ids each): perf
+/// stat counted ~22k page faults a call there against ~1k on one thread.
+fn mapFresh(n: usize, alignment: std.mem.Alignment, ra: usize) ?[*]u8 {
+    const want = std.mem.alignForward(usize, n, page);
+    if (alignment.toByteUnits() <= page and want >= huge_min and n < std.math.maxInt(usize) / 2) return hugealloc.mapAligned(want);
+    return std.heap.page_allocator.vtable.alloc(undefined, n, alignment, ra);
 }
 
 /// The smallest kept mapping of `want` to `2 * want` bytes, cut to `want`.
@@ -260,9 +254,8 @@ fn outAlloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[
             }
             std.posix.munmap(q[0..len]);
         }
-        if (want >= huge_min and n < std.math.maxInt(usize) - (2 << 20)) return mapHuge(want);
     }
-    return std.heap.page_allocator.vtable.alloc(undefined, n, alignment, ra);
+    return mapFresh(n, alignment, ra);
 }
 
 fn outFree(_: *anyopaque, memory: []u8, _: std.mem.Alignment, _: usize) void {

@@ -14,7 +14,7 @@ const std = @import("std");
 const linux = std.os.linux;
 
 pub const min_bytes: usize = 1 << 20;
-const huge: usize = 2 << 20;
+pub const huge: usize = 2 << 20;
 
 pub const allocator: std.mem.Allocator = .{ .ptr = undefined, .vtable = &vtable };
 const vtable: std.mem.Allocator.VTable = .{ .alloc = alloc, .resize = resize, .remap = remap, .free = free };
@@ -31,15 +31,21 @@ fn mapLen(len: usize) usize {
 fn alloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[*]u8 {
     if (!mapped(n)) return c.vtable.alloc(c.ptr, n, alignment, ra);
     if (alignment.toByteUnits() > huge or n > std.math.maxInt(usize) / 2) return null;
-    const want = mapLen(n);
-    // Over-map by one huge page, then trim to a 2 MiB-aligned start.
-    const rc = linux.mmap(null, want + huge, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    return mapAligned(mapLen(n));
+}
+
+/// A mapping of exactly `len` bytes (a multiple of the page, < maxInt / 2) that starts on a
+/// 2 MiB boundary, advised MADV_HUGEPAGE: munmap(ptr, len) frees all of it. Also bufcache.zig's
+/// big token buffers.
+pub fn mapAligned(len: usize) ?[*]u8 {
+    // Over-map by one huge page, then trim to a 2 MiB-aligned start and the exact length.
+    const rc = linux.mmap(null, len + huge, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
     if (linux.errno(rc) != .SUCCESS) return null;
     const start = std.mem.alignForward(usize, rc, huge);
     if (start > rc) _ = linux.munmap(@ptrFromInt(rc), start - rc);
-    const tail = rc + want + huge - (start + want);
-    if (tail > 0) _ = linux.munmap(@ptrFromInt(start + want), tail);
-    _ = linux.madvise(@ptrFromInt(start), want, linux.MADV.HUGEPAGE);
+    const tail = rc + len + huge - (start + len);
+    if (tail > 0) _ = linux.munmap(@ptrFromInt(start + len), tail);
+    _ = linux.madvise(@ptrFromInt(start), len, linux.MADV.HUGEPAGE);
     return @ptrFromInt(start);
 }
 
