@@ -220,6 +220,53 @@ def test_threads_identical(enc):
         assert enc.count_tokens_arrow(arr, threads=t).equals(enc.count_tokens_arrow(arr, threads=1))
 
 
+def test_worker_arenas_of_a_multi_task_column(enc, ref):
+    """A column of several tasks (and at most 32 MiB) is encoded into one buffer a worker (its
+    'arena', mapped for twice its share of the worst case, one id a byte) and copied into the
+    output: ids, counts, nulls, the row cut on all threads, errors and errors='replace' are as
+    on one thread. Rows of one id a byte (rare supplementary-plane letters) fill an arena as
+    fast as anything can, so a worker that runs more than twice its share of the tasks (16
+    threads on a small machine) grows its arena. (Checked by mutation: with arenas mapped for one
+    id, every task grows one and this passes; a copy from the wrong offset fails it.)"""
+    import random
+    rng = random.Random(5)
+    words = ["alpha", "beta", "it's", "Ünïcode", "日本語", "x2", "...", "\n"]
+    rare = [chr(c) for c in range(0x20000, 0x2A6DF, 37)]  # CJK Ext. B: ~1 id a byte
+    rows = []
+    for i in range(6000):
+        k = i % 7
+        if k == 0:
+            rows.append(None)
+        elif k == 1:
+            rows.append("")
+        elif k == 2:
+            rows.append("".join(rng.choice(rare) for _ in range(rng.randrange(20, 200))))
+        else:
+            rows.append(" ".join(rng.choice(words) for _ in range(rng.randrange(1, 60))))
+    rows.insert(3000, " ".join(rng.choice(words) for _ in range(70_000)))  # ~300 KB: cut on all threads
+    arr = pa.array(rows)
+    assert 1 << 20 < arr.nbytes < 32 << 20
+    want = want_rows(ref, rows)
+    one = enc.encode_arrow(arr, threads=1)
+    assert one.to_pylist() == want
+    for t in (2, 3, 16):
+        for _ in range(2):  # the second call takes the arenas the first one kept
+            got = enc.encode_arrow(arr, threads=t)
+            got.validate(full=True)
+            assert got.equals(one), t
+        assert enc.count_tokens_arrow(arr, threads=t).to_pylist() == [None if w is None else len(w) for w in want], t
+    # the first bad row of the column, whichever worker ran it; replaced as on one thread
+    bad = [r.encode() if r is not None else None for r in rows]
+    bad[4100] = b"late \xff"
+    bad[2500] = b"early \xc3"
+    barr = pa.array(bad, pa.binary())
+    for t in (2, 16):
+        with pytest.raises(arrowtok.ArrowtokError) as e:
+            enc.encode_arrow(barr, threads=t)
+        assert e.value.row == 2500 and e.value.byte_offset == 6, t
+        assert enc.encode_arrow(barr, threads=t, errors="replace").equals(enc.encode_arrow(barr, threads=1, errors="replace")), t
+
+
 def test_output_chunks_when_offsets_would_overflow(enc, ref):
     # The int32-offset limit is 2**31-1 values per chunk; a test hook lowers it to force chunking.
     rows = ["one two three", None, "", "four five six seven", "eight"] * 7

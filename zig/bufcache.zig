@@ -9,7 +9,10 @@
 //!
 //! At two threads a call has ~32 task buffers, each a fresh mapping: perf put 18.6% of a
 //! two-thread encode of the 20k-document column in the kernel (faults, zeroing, TLB
-//! shootdowns of the munmaps).
+//! shootdowns of the munmaps). Since session 28 a multi-task column of up to 32 MiB writes
+//! its ids into one buffer a worker (encode.zig, `arena_max_bytes`), taken from and given
+//! back to this cache like a task buffer: 16 threads no longer need 256 mappings a call,
+//! more than the 64 slots below hold.
 //!
 //! Bounds: at most `slots` mappings are kept, and together they keep at most `resident_cap`
 //! bytes resident. `release` is told how much of a buffer was written (the rest was never
@@ -114,7 +117,7 @@ fn alloc(_: *anyopaque, n: usize, alignment: std.mem.Alignment, ra: usize) ?[*]u
 
 const huge = hugealloc.huge;
 /// Fresh mappings from this size up start on a 2 MiB boundary and ask for huge pages.
-const huge_min = 4 << 20;
+pub const huge_min = 4 << 20;
 
 /// A fresh mapping for `n` bytes. From `huge_min` up it starts on a 2 MiB boundary with
 /// MADV_HUGEPAGE (`hugealloc.mapAligned`, exactly the page-rounded length, so munmap of it

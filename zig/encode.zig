@@ -560,6 +560,11 @@ const Task = struct {
     /// `tokens` was advised huge pages (it spans an aligned 2 MiB).
     huge: bool = false,
     tokens: std.ArrayList(u32) = .empty,
+    /// Arena mode (`Ctx.arena_cap` > 0): the task's ids are `len` ids from `off` in the arena
+    /// of slot `arena` (the worker that ran it), not in `tokens`.
+    arena: u32 = 0,
+    off: usize = 0,
+    len: usize = 0,
     status: Status = .ok,
     err_row: usize = 0,
     err_offset: usize = 0,
@@ -570,6 +575,24 @@ const Task = struct {
 const Slot = struct {
     scratch: vocab_mod.Scratch,
     tmp: std.ArrayList(u32) = .empty,
+    /// Arena mode: the ids of every task this worker ran in the call, one after another
+    /// (bufcache.allocator; kept for the next call like a task buffer).
+    arena: std.ArrayList(u32) = .empty,
+
+    /// Gives the arena back to bufcache (kept for the next call if `recycle`).
+    fn dropArena(s: *Slot, recycle: bool) void {
+        if (s.arena.capacity == 0) return;
+        // A mapping that may hold huge pages (bufcache maps those from 4 MiB up) is counted up
+        // to the end of its last huge page written, and keeps it: giving the tail back
+        // (releaseTail) split that page, and a worker that ran a few more tasks in the next
+        // call faulted 4 KiB pages there again (2 threads, 200k lines: ~80 more faults a call).
+        const used = if (s.arena.capacity * 4 >= bufcache.huge_min)
+            @min(std.mem.alignForward(usize, s.arena.items.len, (2 << 20) / 4), s.arena.capacity)
+        else
+            s.arena.items.len;
+        freeTokens(big_task_alloc, s.arena.allocatedSlice(), used, recycle);
+        s.arena = .empty;
+    }
 };
 
 const Ctx = struct {
@@ -584,11 +607,18 @@ const Ctx = struct {
     /// Most tokens a row may have: what one list<int32> chunk holds (encoding), or what a count
     /// holds (counting). A row over it ends its task with `.too_large`.
     row_limit: u64,
+    /// Arena mode when > 0: tasks append their ids to their worker's `Slot.arena`, first
+    /// mapped with room for this many ids (see `arena_max_bytes`).
+    arena_cap: usize = 0,
 
     fn runTask(ctx_ptr: *anyopaque, t: usize, worker: usize) void {
         const ctx: *Ctx = @ptrCast(@alignCast(ctx_ptr));
         if (ctx.tasks[t].split) return;
         ctx.runOne(&ctx.tasks[t], &ctx.slots[worker], 1);
+    }
+
+    fn slotIndex(ctx: *const Ctx, slot: *const Slot) u32 {
+        return @intCast((@intFromPtr(slot) - @intFromPtr(ctx.slots.ptr)) / @sizeOf(Slot));
     }
 
     fn runOne(ctx: *Ctx, task: *Task, slot: *Slot, row_threads: usize) void {
@@ -604,11 +634,26 @@ const Ctx = struct {
     fn doTask(ctx: *Ctx, task: *Task, slot: *Slot, row_threads: usize) error{ OutOfMemory, TooLarge }!void {
         const count_only = ctx.opts.count_only != 0;
         slot.scratch.bind(ctx.v, @min(ctx.slots.len, ctx.tasks.len));
-        if (!count_only) {
+        const in_arena = !count_only and ctx.arena_cap > 0;
+        if (in_arena) {
+            if (slot.arena.capacity == 0) try slot.arena.ensureTotalCapacityPrecise(big_task_alloc, @max(ctx.arena_cap, task.bytes, 1));
+            // Room for the task's worst case (one id a byte): a rare second mapping (and copy)
+            // when this worker ran much more than its share.
+            try slot.arena.ensureUnusedCapacity(big_task_alloc, @max(task.bytes, 1));
+            task.arena = ctx.slotIndex(slot);
+            task.off = slot.arena.items.len;
+        } else if (!count_only) {
             try task.tokens.ensureTotalCapacity(task.alloc, @max(task.bytes, 1));
             if (task.alloc.vtable == big_task_alloc.vtable) task.huge = adviseHuge(std.mem.sliceAsBytes(task.tokens.allocatedSlice()));
         }
-        var sink: Sink = .{ .gpa = if (count_only) ctx.gpa else task.alloc, .buf = if (count_only) &slot.tmp else &task.tokens, .count_only = count_only };
+        var sink: Sink = .{
+            .gpa = if (count_only) ctx.gpa else if (in_arena) big_task_alloc else task.alloc,
+            .buf = if (count_only) &slot.tmp else if (in_arena) &slot.arena else &task.tokens,
+            .count_only = count_only,
+        };
+        defer if (in_arena) {
+            task.len = slot.arena.items.len - task.off;
+        };
         var i = task.row_begin;
         while (i < task.row_end) : (i += 1) {
             if (ctx.in.isNull(i)) {
@@ -688,6 +733,8 @@ const CopyCtx = struct {
     tasks: []Task,
     starts: []const usize,
     values: []u32,
+    /// Arena mode: the workers' slots, whose arenas hold the tasks' ids (freed after the job).
+    slots: ?[]Slot,
     /// Keep the task buffers for the next call: only when they fit the cache's budget together
     /// (else they would pass through it while the output fills, and raise the peak by the budget).
     recycle: bool,
@@ -695,11 +742,36 @@ const CopyCtx = struct {
     fn runTask(ctx_ptr: *anyopaque, k: usize, _: usize) void {
         const ctx: *CopyCtx = @ptrCast(@alignCast(ctx_ptr));
         const t = &ctx.tasks[k];
+        if (ctx.slots) |slots| {
+            @memcpy(ctx.values[ctx.starts[k]..][0..t.len], slots[t.arena].arena.items[t.off..][0..t.len]);
+            return;
+        }
         @memcpy(ctx.values[ctx.starts[k]..][0..t.tokens.items.len], t.tokens.items);
         freeTokens(t.alloc, t.tokens.allocatedSlice(), t.tokens.items.len, ctx.recycle);
         t.tokens = .empty;
     }
 };
+
+/// The biggest column (bytes of text) whose multi-task encode writes its ids into one arena
+/// per worker instead of a buffer per task. A call used to map, fault and unmap up to 16 task
+/// buffers a thread (bufcache keeps 64 mappings and 32 MiB of them), so at 16 threads most of
+/// a call's 256 buffers were fresh mappings each call; the arenas are one mapping a worker,
+/// kept for the next call. Above this size the per-task buffers stay: each is freed as soon as
+/// its ids are copied into the output, which keeps the peak of a big column at about input +
+/// output (an arena is freed only after the whole copy: its ids and the output are both
+/// resident at the end, input + output + ids).
+///
+/// Session 28 (no 16-core machine: 16 threads on this 2-core one, which shows the syscalls and
+/// faults if not their cost on real cores; 16 MB columns, the pipeline's batch size, cl100k,
+/// steady state after 8 calls): page faults a call English 3,237 -> 312, 20k documents 5,099
+/// -> 258, 200k lines 5,278 -> 195; system time 0.36-0.56 s -> 0.02-0.05 s over 15 calls;
+/// MB/s 287 -> 445 (1.55x), 159 -> 233 (1.47x), 248 -> 385 (1.55x). Two threads (bench/
+/// ab_builds.py --threads 2, 15 rounds, both orders): bench-sized English 1.00x, code 1.00x,
+/// lines 1.02x / 1.01x, 20k documents 0.98x / 0.96x (o200k), noise on a busy machine.
+/// A first version gave back each arena's tail past its ids (releaseTail): at two threads a
+/// worker that ran a few more tasks in the next call faulted 4 KiB pages in the split huge
+/// page (lines 0.90x); counting the arena to the end of its last huge page fixed it.
+const arena_max_bytes: usize = 32 << 20;
 
 fn setErr(out: *Output, comptime fmt: []const u8, args: anytype) void {
     const s = std.fmt.bufPrint(out.err_msg[0 .. out.err_msg.len - 1], fmt, args) catch out.err_msg[0 .. out.err_msg.len - 1];
@@ -777,6 +849,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         for (slots) |*s| {
             s.scratch.deinit();
             s.tmp.deinit(gpa);
+            s.dropArena(false);
         }
         gpa.free(slots);
     }
@@ -786,6 +859,12 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
     const max_chunk: u64 = if (opts.max_chunk_values > 0) @intCast(opts.max_chunk_values) else std.math.maxInt(i32);
     const row_limit: u64 = if (opts.count_only != 0) std.math.maxInt(u32) else max_chunk;
     var ctx: Ctx = .{ .gpa = gpa, .v = v, .in = in, .opts = opts, .specials = specials, .tasks = tasks.items, .slots = slots, .counts = counts, .row_limit = row_limit };
+    if (opts.count_only == 0 and tasks.items.len > 1 and total_bytes <= arena_max_bytes) {
+        // Room for twice a worker's share of the ids' worst case (one a byte) plus a task, in
+        // 2 MiB steps so that the next call of a similar column takes the same mappings back.
+        const share = 2 * (total_bytes / threads) + target;
+        ctx.arena_cap = std.mem.alignForward(usize, @min(share, total_bytes) + 1, (2 << 20) / 4);
+    }
     var job: pool.Job = .{ .ctx = &ctx, .run = Ctx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
     // Many-thread jobs refresh the vocabulary's shared snapshot of short pieces after their
     // last pool job (counting: this one; encoding: the copy of the ids into the output).
@@ -903,16 +982,19 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             const starts = gpa.alloc(usize, tasks.items.len) catch return .out_of_memory;
             defer gpa.free(starts);
             var pos: usize = 0;
+            const in_arena = ctx.arena_cap > 0;
             for (tasks.items, starts) |*t, *st| {
                 st.* = pos;
-                pos += t.tokens.items.len;
+                pos += if (in_arena) t.len else t.tokens.items.len;
             }
             std.debug.assert(pos == total);
-            var cc: CopyCtx = .{ .tasks = tasks.items, .starts = starts, .values = owned.values, .recycle = total * 4 <= bufcache.resident_cap };
+            const recycle = total * 4 <= bufcache.resident_cap;
+            var cc: CopyCtx = .{ .tasks = tasks.items, .starts = starts, .values = owned.values, .slots = if (in_arena) slots else null, .recycle = recycle };
             var cjob: pool.Job = .{ .ctx = &cc, .run = CopyCtx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
             cjob.after = publish_after;
             cjob.after_ctx = &publish;
             pool.run(&cjob, threads);
+            if (in_arena) for (slots) |*s| s.dropArena(recycle);
         }
         out.offsets = owned.offsets.ptr;
         out.values = owned.values.ptr;
