@@ -771,6 +771,18 @@ const CopyCtx = struct {
 /// A first version gave back each arena's tail past its ids (releaseTail): at two threads a
 /// worker that ran a few more tasks in the next call faulted 4 KiB pages in the split huge
 /// page (lines 0.90x); counting the arena to the end of its last huge page fixed it.
+/// Not kept: arenas without huge pages where a worker's share is under 4 MiB of text
+/// (MADV_NOHUGEPAGE; at 16 threads a worker writes ~1 MB of ids into 2 MiB pages): 16 threads,
+/// 16 MB English 416-479 MB/s against 552-646 with them, 20k documents 230-312 against 221-242.
+/// Nor waves for bigger columns (at most 8 MiB of text at a time into the arenas, each wave's
+/// ids copied into an output reserved for the worst case and cut to size, the kept output
+/// grown by mremap): page faults a call at 16 threads on 40 MB columns 10-14k -> 0.5-1k, but
+/// the 100 MB memory check + 4.5 MiB (2 threads), and on 44 MB of varied text (the corpus
+/// stream and the 200k lines) 2 threads 138-149 against 173-179 MB/s, 16 threads 114-125
+/// against 115-127: each wave ends on a barrier and its copy evicts the piece tables from the
+/// caches. The output of such a column is a fresh mapping each call anyway (it is bigger than
+/// bufcache.out_cap), and on this virtual machine zeroing it costs more than the task buffers'
+/// mappings did.
 const arena_max_bytes: usize = 32 << 20;
 
 fn setErr(out: *Output, comptime fmt: []const u8, args: anytype) void {
