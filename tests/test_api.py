@@ -100,6 +100,37 @@ def test_count_tokens_matches_encode_length(enc, ref, text):
             enc.count_tokens(text)
 
 
+def test_batch_lists_leave_the_gc_as_it_was(enc, ref, monkeypatch):
+    """`encode_batch` makes its lists with the cyclic GC off (speed) and leaves the GC as it
+    found it: on, off, and on again after an error while the lists are made."""
+    import gc
+    from arrowtok import encoding as E
+    texts = [f"row {i}: " + "word " * (i % 9) for i in range(3000)] + ["", "😀 é"]
+    want = ref.encode_ordinary_batch(texts)
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        assert enc.encode_ordinary_batch(texts) == want
+        assert gc.isenabled()
+        gc.disable()
+        assert enc.encode_ordinary_batch(texts) == want
+        assert not gc.isenabled()
+        gc.enable()
+        seen = []
+
+        def fail(*a, **k):
+            seen.append(gc.isenabled())
+            raise MemoryError("made up")
+
+        monkeypatch.setattr(E.np, "frombuffer", fail)
+        with pytest.raises(MemoryError):
+            enc.encode_ordinary_batch(texts)
+        assert seen == [False] and gc.isenabled()
+    finally:
+        monkeypatch.undo()
+        (gc.enable if was else gc.disable)()
+
+
 def test_batch_and_decode(enc, ref):
     texts = [t for t in TEXTS if "<|" not in t] * 3
     assert enc.encode_batch(texts) == ref.encode_batch(texts)
