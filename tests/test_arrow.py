@@ -435,3 +435,27 @@ def test_invalid_row_late_in_a_run(enc, ref):
         assert (ei.value.row, ei.value.byte_offset) == (bad_at, 7)
         got = enc.encode_arrow(col, errors="replace").to_pylist()
         assert got == [ref.encode_ordinary(r.decode("utf-8", "replace")) for r in rows]
+
+
+def test_a_column_stream_is_not_walked(enc, ref):
+    """An object with a dtype that exports an Arrow stream (a Polars Series) is taken as a column
+    at once, not first handed to pa.schema, which walks an iterable's items (all of a Series'
+    values) before it gives up."""
+    class Col:
+        dtype = "string"
+
+        def __init__(self, arr):
+            self.arr = arr
+            self.walked = 0
+
+        def __arrow_c_stream__(self, requested_schema=None):
+            return pa.chunked_array([self.arr]).__arrow_c_stream__(requested_schema)
+
+        def __iter__(self):
+            self.walked += 1
+            return iter(self.arr.to_pylist())
+
+    c = Col(pa.array(["hello world", "x"]))
+    assert enc.encode_arrow(c).to_pylist() == [ref.encode_ordinary("hello world"), ref.encode_ordinary("x")]
+    assert enc.count_tokens_arrow(c).to_pylist() == [2, 1]
+    assert c.walked == 0
