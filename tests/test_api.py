@@ -350,3 +350,23 @@ def test_runtime_dispatch_variants_agree(tmp_path):
     if _native._V4_FLAGS <= flags:
         assert res["auto"][0] == "x86_64_v4"
     assert res["auto"][1] == res["v3"][1] == res["baseline"][1]
+
+
+def test_default_threads_follows_the_variable_and_the_cpu_set(monkeypatch):
+    """threads=None: ARROWTOK_NUM_THREADS when set (read on every call), else the CPUs the
+    process may run on, looked up at most once a second."""
+    from arrowtok import encoding as E
+    monkeypatch.delenv("ARROWTOK_NUM_THREADS", raising=False)
+    clock = [1000.0]
+    monkeypatch.setattr(E.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(E, "_cpus_seen", (0.0, 1))
+    monkeypatch.setattr(E.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert E.default_threads() == 3
+    monkeypatch.setattr(E.os, "sched_getaffinity", lambda pid: {0})
+    assert E.default_threads() == 3  # within the second: the last look
+    clock[0] += 1.5
+    assert E.default_threads() == 1
+    monkeypatch.setenv("ARROWTOK_NUM_THREADS", "5")
+    assert E.default_threads() == 5
+    monkeypatch.setenv("ARROWTOK_NUM_THREADS", "0")
+    assert E.default_threads() == 1
