@@ -548,6 +548,9 @@ pub fn adviseHuge(mem: []u8) bool {
 }
 const big_task_bytes = 64 << 10;
 
+/// Ids in a 2 MiB huge page (the step arenas are sized and counted in).
+const huge_ids = @import("hugealloc.zig").huge / 4;
+
 const Task = struct {
     /// Allocator of `tokens`: mmap for big tasks, malloc for small ones (no syscall per call).
     alloc: std.mem.Allocator,
@@ -587,7 +590,7 @@ const Slot = struct {
         // (releaseTail) split that page, and a worker that ran a few more tasks in the next
         // call faulted 4 KiB pages there again (2 threads, 200k lines: ~80 more faults a call).
         const used = if (s.arena.capacity * 4 >= bufcache.huge_min)
-            @min(std.mem.alignForward(usize, s.arena.items.len, (2 << 20) / 4), s.arena.capacity)
+            @min(std.mem.alignForward(usize, s.arena.items.len, huge_ids), s.arena.capacity)
         else
             s.arena.items.len;
         freeTokens(big_task_alloc, s.arena.allocatedSlice(), used, recycle);
@@ -876,7 +879,7 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
         // Room for twice a worker's share of the ids' worst case (one a byte) plus a task, in
         // 2 MiB steps so that the next call of a similar column takes the same mappings back.
         const share = 2 * (total_bytes / threads) + target;
-        ctx.arena_cap = std.mem.alignForward(usize, @min(share, total_bytes) + 1, (2 << 20) / 4);
+        ctx.arena_cap = std.mem.alignForward(usize, @min(share, total_bytes) + 1, huge_ids);
     }
     var job: pool.Job = .{ .ctx = &ctx, .run = Ctx.runTask, .n_tasks = tasks.items.len, .max_helpers = 0 };
     // Many-thread jobs refresh the vocabulary's shared snapshot of short pieces after their
@@ -961,17 +964,11 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
             owned.counts[n] = acc;
             owned.offsets = @ptrCast(owned.counts);
             owned.counts = &.{};
-            owned.chunk_rows[0] = 0;
-            owned.chunk_rows[1] = @intCast(n);
-            owned.chunk_values[0] = 0;
-            owned.chunk_values[1] = @intCast(total);
         } else {
             owned.offsets = gpa.alloc(i32, n + n_chunks) catch return .out_of_memory;
             var acc: u64 = 0; // within chunk
             var base: u64 = 0; // values before this chunk
             var ch: usize = 0;
-            owned.chunk_rows[0] = 0;
-            owned.chunk_values[0] = 0;
             owned.offsets[0] = 0;
             for (counts, 0..) |c, i| {
                 if (acc + c > max_chunk) {
@@ -985,9 +982,11 @@ pub fn encodeColumn(gpa: std.mem.Allocator, v: *const Vocab, in: *const Input, o
                 acc += c;
                 owned.offsets[i + ch + 1] = @intCast(acc);
             }
-            owned.chunk_rows[n_chunks] = @intCast(n);
-            owned.chunk_values[n_chunks] = @intCast(total);
         }
+        owned.chunk_rows[0] = 0;
+        owned.chunk_values[0] = 0;
+        owned.chunk_rows[n_chunks] = @intCast(n);
+        owned.chunk_values[n_chunks] = @intCast(total);
         const handed_over = tasks.items.len == 1 and total > 0;
         if (handed_over) {
             // One task (one thread, or a small column): its buffer becomes the output as is.
