@@ -53,7 +53,7 @@ def main() -> None:
                     "or pathological:<name> for one of its 1 MB inputs as one row (e.g. pathological:random)")
     ap.add_argument("--encoding", default="cl100k_base")
     ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--max-mb", type=float, default=2.0)
+    ap.add_argument("--max-mb", type=float, default=2.0, help="cap per file corpus in MB, as bench.py (0 = whole files)")
     ap.add_argument("--repeat-mb", type=float, default=0.0,
                     help="repeat the corpus's rows up to a column of this many MB (0: as loaded)")
     ap.add_argument("--count", action="store_true", help="time count_tokens_arrow instead of encode_arrow")
@@ -79,7 +79,7 @@ def main() -> None:
             sys.exit(f"--corpus pathological:<part of one of {list(inputs)}>")
         rows = [inputs[match[0]]]
     else:
-        rows = load_corpus(a.corpus, a.max_mb, None)["rows"]
+        rows = load_corpus(a.corpus, a.max_mb or None, None)["rows"]
         if a.repeat_mb:
             rows = repeat_rows(rows, a.repeat_mb)
     col = pa.array(rows, pa.string())
@@ -91,7 +91,7 @@ def main() -> None:
     # its own, so every build replays it).
     for item in [h for h in a.history.split(",") if h]:
         name, _, how = item.partition(":")
-        c = load_corpus(name, a.max_mb, None)
+        c = load_corpus(name, a.max_mb or None, None)
         hcol = pa.array(c["rows"], pa.string())
         for lib in libs:
             for _ in range(3):

@@ -1968,6 +1968,21 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
     // when Big compacts) asked here, so that a non-ASCII word of more than 3 ids is looked up
     // in Big first and skips Short's failing walk: docs 0.95x / 0.96x (cl100k / o200k, both
     // orders), whole multilingual files 1.01x, the corpus stream's later passes 1.02-1.03x.
+    // Session 29, on the whole multilingual files (`--max-mb 0`: 9.5 MB, where arrowtok ran at
+    // 0.93-0.96x gigatoken on one thread; ml_udhr_all.txt alone 0.79x, its Latin-script rows
+    // 0.74x; perf: 22-25% of the time in shortMiss, 70% of that on Big's slot load), not kept:
+    // - this prefetch also for ASCII pieces of 10+ bytes (most Latin-script words of more than
+    //   3 ids): multilingual 1.014x / 1.006x, English 0.985x;
+    // - a redirect in Short for pieces of more than 3 ids (Big's generation and arena offset,
+    //   the key checked on use; re-pointed when Big compacts): no failing Short walk and no
+    //   Big slot load, still the arena entry's: encode multilingual whole 1.025x / 1.049x,
+    //   count 1.011x, but 20k documents 0.959x / 0.929x and 200k lines 0.925x (Short holds
+    //   more entries);
+    // - the bound of answers that need no second load: such pieces' counts stored in Short
+    //   (count_tokens_arrow only, a timing build): multilingual whole 1.23x, its 2 MB cut
+    //   1.056x, but 20k documents 1.037x / 0.945x (cl100k / o200k), 200k lines 0.93x / 0.974x.
+    //   So the cost is the arena entry's miss, and answers inline in Short (a side array of
+    //   three more ids a slot) would trade the whole files against the documents and lines.
     if ((key.k0 | key.k1) & 0x8080808080808080 != 0 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
     if (cache.short.find(key, piece.len, out, write)) |n| return n;
     return shortMiss(v, cache, piece, key.k0, key.k1, key.h, out, scratch, write);
