@@ -232,6 +232,21 @@ const count_ones = true;
 /// Block scanning for cl100k and o200k (false: the scalar scanner only; for A/B timing).
 /// Session 22: the scalar scanner for rows under 16 / 32 bytes instead: 200k lines 1.029x /
 /// 0.982x, 20k documents 1.002x / 0.973x (noise-level; not kept).
+///
+/// Where a steady-state pass goes (session 29; callgrind --branch-sim on the x86-64-v3 build,
+/// the 200k lines, o200k, 2.17M pieces a pass: the difference between runs of 4 and 6 calls,
+/// so that the first pass's merges drop out): 432M instructions a pass (199 a piece; perf puts
+/// the loop at ~3 instructions a cycle, so it is bound by them) and 2.06M mispredicted
+/// branches (0.95 a piece). blockStarts 98.7M (245k blocks, ~400 instructions a block: at
+/// least one a row, however short the row; 0.05M mispredictions); the scalar scanner 60M and
+/// 0.48M mispredictions for the 16.5% of the pieces it takes (167 instructions and 1.34
+/// mispredictions a piece: o200k's Lo/Lm/M letters end a block); the encode loop and the short
+/// table's lookups ~270M (~125 a piece; the key's hash and home slot ~15, the compare ~12,
+/// the non-ASCII test before Big's slot prefetch ~12 and 0.11 mispredictions a piece, the
+/// answer's three ids ~19, the aging mark ~10, the piece-length switch 0.15 mispredictions);
+/// Big and long pieces ~10M. No uncached merge in a steady pass. Skipping the UTF-8 check of
+/// every row (and worthBlocks for rows under 64 bytes; timing only): 1.043x / 1.027x (cl100k /
+/// o200k), so fusing those per-row passes cannot pay much more than that.
 const use_blocks = true;
 
 /// Prefetches the short-table slots of the pieces of the block at `b` whose ends the block
