@@ -263,6 +263,10 @@ const use_blocks = true;
 /// scanned by the scalar scanner): 0.974x (o200k) / 0.997x (cl100k), with the CPU probe at
 /// 1.91x; a first run on a noisy machine had read 1.128x / 1.027x. Running the scalar scanner
 /// four pieces ahead of the lookups with the same prefetch: 1.005x / 1.000x, not kept.
+/// Session 29, not kept: no branch on the piece's length here (every piece prefetches, its
+/// length clamped to 2..16; bytes 9..16 by an address select), since callgrind put 0.2
+/// mispredicted branches a piece of the 20k documents (cl100k) on that test: documents
+/// 1.002x / 0.988x, lines 0.992x / 1.022x (cl100k / o200k): noise.
 /// Session 27, not kept: every piece (block or scalar scanner) staged in a ring of 16 or 64
 /// before its lookup, its Short slot, bytes 9..16 and (non-ASCII) Big slot prefetched when
 /// staged, as gigatoken stages a chunk (it runs the stream's later passes ~1.25x faster than
