@@ -56,10 +56,11 @@ def run(lib: str, a, calls: int, out: Path) -> None:
         sys.exit(f"valgrind failed ({r.returncode}):\n{r.stderr[-3000:]}")
 
 
-def functions(path: Path, inclusive: bool) -> dict[str, tuple[int, int]]:
-    """{function: (instructions, mispredicted conditional branches)} from callgrind_annotate."""
-    r = subprocess.run(["callgrind_annotate", "--show=Ir,Bcm", f"--inclusive={'yes' if inclusive else 'no'}",
-                        "--auto=no", str(path)], capture_output=True, text=True, check=True)
+def functions(path: Path) -> dict[str, tuple[int, int]]:
+    """{function: (instructions, mispredicted conditional branches)}, exclusive, from
+    callgrind_annotate; a function's lines from every source file (inlined code) add up."""
+    r = subprocess.run(["callgrind_annotate", "--show=Ir,Bcm", "--inclusive=no", "--auto=no", str(path)],
+                       capture_output=True, text=True, check=True)
     out: dict[str, tuple[int, int]] = {}
     table = False
     for line in r.stdout.splitlines():
@@ -69,13 +70,9 @@ def functions(path: Path, inclusive: bool) -> dict[str, tuple[int, int]]:
         m = LINE.match(line) if table else None
         if m and "PROGRAM TOTALS" not in line:
             bcm = 0 if m.group(2) == "." else int(m.group(2).replace(",", ""))
-            name = re.sub(r"\s*\[[^\]]*\]$", "", m.group(3)).strip()
-            name = name.split(":", 1)[-1] if ":" in name else name
+            name = re.sub(r"\s*\[[^\]]*\]$", "", m.group(3)).strip().split(":", 1)[-1]
             ir, b = out.get(name, (0, 0))
-            cost = (int(m.group(1).replace(",", "")), bcm)
-            # Exclusive: a function's lines from every source file (inlined code) add up.
-            # Inclusive: each line already holds all of it, so keep the largest.
-            out[name] = max((ir, b), cost) if inclusive else (ir + cost[0], b + cost[1])
+            out[name] = (ir + int(m.group(1).replace(",", "")), b + bcm)
     return out
 
 
@@ -109,22 +106,19 @@ def main() -> None:
         run(a.lib, a, a.calls + 2, long_)
         n_pieces = pieces(a.corpus, a.max_mb or None, a.encoding)
         print(f"{a.corpus}, {a.encoding}, one steady pass ({n_pieces:,} pieces), {a.lib}")
-        for inclusive in (False,):
-            s, l = functions(short, inclusive), functions(long_, inclusive)
-            rows = []
-            for k, (ir, b) in l.items():
-                ir0, b0 = s.get(k, (0, 0))
-                rows.append(((ir - ir0) / 2, (b - b0) / 2, k))
-            rows.sort(reverse=True)
-            if not inclusive:
-                ir_t = sum(r[0] for r in rows)
-                b_t = sum(r[1] for r in rows)
-                print(f"total: {ir_t / 1e6:.1f}M instructions ({ir_t / n_pieces:.0f} a piece), "
-                      f"{b_t / 1e6:.2f}M mispredicted branches ({b_t / n_pieces:.2f} a piece)")
-            print(f"\n{'inclusive' if inclusive else 'exclusive'}: instructions a pass (a piece), mispredictions a pass (a piece)")
-            for ir, b, k in rows[:a.top]:
-                if ir <= 0:
-                    continue
+        s, l = functions(short), functions(long_)
+        rows = []
+        for k, (ir, b) in l.items():
+            ir0, b0 = s.get(k, (0, 0))
+            rows.append(((ir - ir0) / 2, (b - b0) / 2, k))
+        rows.sort(reverse=True)
+        ir_t = sum(r[0] for r in rows)
+        b_t = sum(r[1] for r in rows)
+        print(f"total: {ir_t / 1e6:.1f}M instructions ({ir_t / n_pieces:.0f} a piece), "
+              f"{b_t / 1e6:.2f}M mispredicted branches ({b_t / n_pieces:.2f} a piece)")
+        print("\nexclusive: instructions a pass (a piece), mispredictions a pass (a piece)")
+        for ir, b, k in rows[:a.top]:
+            if ir > 0:
                 print(f"  {ir / 1e6:8.1f}M ({ir / n_pieces:6.1f})  {b / 1e3:7.0f}k ({b / n_pieces:.3f})  {k}")
 
 
