@@ -947,17 +947,31 @@ const small_max = 96;
 
 /// Piece -> tokens caches, one set per thread (thread-local: no sharing, no locks), tagged by
 /// the vocabulary's serial (a thread that switches vocabulary starts them again).
-/// - `Short`: pieces of 2..16 bytes that give up to 3 tokens (the bulk of real text), in a
-///   growing open-addressing table of 16-byte entries (first 8 bytes of the piece and the
-///   packed answer) with the pieces' bytes 9..16 in a side array read only for pieces that long.
+/// - `Short`: pieces of 2..8 bytes that give up to 3 tokens, and `Wide`: pieces of 9..16 bytes
+///   that give up to 6 (the bulk of real text), in growing open-addressing tables of 16-byte
+///   (`NarrowEntry`) and 32-byte (`ShortEntry`) slots: a lookup reads one slot, key and answer.
 /// - `Big`: every other piece of up to `big_piece_max` bytes, in a growing table over an arena.
 /// - `pairs`: a direct-mapped cache of pair-table answers for the merges of pieces that miss.
 /// Both growing tables count their memory in the thread's `tl_held`, kept under `threadCap()`,
 /// and age (`PieceCache.age`): once the text has moved on, they keep only the pieces it still
 /// uses, so a column does not pay for the tables of the text encoded before it.
-/// A short piece: its first 8 bytes (zero-padded) and its answer packed as len (5 bits) | n (2) |
-/// three 19-bit ids; bytes 9..16 of longer pieces live in `Short.k1s` at the same slot.
-const CacheEntry = extern struct {
+/// A short piece (a `Short` or `Snap` slot; v == 0: empty): its bytes 1..8 (`k0`) and 9..16
+/// (`k1`), zero-padded; its length and first ids packed in `v` as len (5 bits) | n (2 bits: ids
+/// here, up to 3) | three 19-bit ids; its 4th..6th ids, if any, in `v2` as their count (2 bits) |
+/// three 19-bit ids (0: none).
+///
+/// Performance notes (session 30): these entries replaced 16-byte ones (k0 and v, up to 3 ids)
+/// with k1 in a side array at the same index, and pieces of 4..6 ids came from `Big` (after a
+/// failing walk of this table, Big's slot, then its arena entry). In-process A/B
+/// (bench/ab_builds.py, one thread, encode_arrow, 15-21 rounds; cl100k / o200k): see `shortPiece`.
+const ShortEntry = extern struct {
+    k0: u64,
+    v: u64,
+    k1: u64,
+    v2: u64,
+};
+/// A `Short` slot (pieces of 2..8 bytes, up to 3 ids): `ShortEntry` without k1 and v2.
+const NarrowEntry = extern struct {
     k0: u64,
     v: u64,
 };
@@ -978,9 +992,19 @@ inline fn unpack(v: u64, out: []u32, comptime write: bool) usize {
     }
     return c;
 }
-/// Read instead of `Short.k1s` for pieces of 8 bytes or less (their k1 is 0), so that the
-/// lookup selects an address instead of branching on the length.
-const zero_k1: u64 = 0;
+
+/// `unpack` of a `ShortEntry`'s two answer words.
+inline fn unpack6(v: u64, v2: u64, out: []u32, comptime write: bool) usize {
+    const c = unpack(v, out, write);
+    if (v2 == 0) return c;
+    const c2: usize = @intCast(v2 & 3);
+    if (write) {
+        out[3] = @intCast((v2 >> 2) & id_mask);
+        if (c2 > 1) out[4] = @intCast((v2 >> (2 + id_bits)) & id_mask);
+        if (c2 > 2) out[5] = @intCast(v2 >> (2 + 2 * id_bits));
+    }
+    return c + c2;
+}
 const big_piece_max = 512;
 /// Entry = key(40 bits) << 24 | answer + 1 (0 = no merge); all-ones = empty.
 const pair_bits = 15;
@@ -988,6 +1012,7 @@ const PieceCache = struct {
     serial: u64,
     pairs: [1 << pair_bits]u64,
     short: Short,
+    wide: Wide,
     big: Big,
     /// Aging (see `age`): bytes of text encoded and tasks begun since the window began, and
     /// the window's length in bytes (it never shrinks: a table rebuilt smaller must still be
@@ -1078,7 +1103,7 @@ const PieceCache = struct {
     /// "Come back" is counted exactly since session 23 (`gone`, `noteStored`); counting every
     /// new entry took a new column's own pieces for dropped ones.
     fn age(c: *PieceCache) void {
-        const before = c.short.count + c.big.count;
+        const before = c.short.count + c.wide.count + c.big.count;
         // Half of the dropped pieces back, or the pieces stored since mostly dropped ones (a
         // window shorter than the text's recurrence brings them back over several windows).
         const came_back = c.drop_from != 0 and if (c.gone.len != 0)
@@ -1089,12 +1114,14 @@ const PieceCache = struct {
             c.scale = @min(c.scale * 2, 1024);
             c.drop_from = 0;
             c.short.clearUsed();
+            c.wide.clearUsed();
             c.big.clearLive();
         } else {
             const rec = c.goneReset();
             c.short.age(if (rec) c else null);
+            c.wide.age(if (rec) c else null);
             c.big.age(if (rec) c else null);
-            const after = c.short.count + c.big.count;
+            const after = c.short.count + c.wide.count + c.big.count;
             if (after < before) {
                 c.drop_from = before;
                 c.drop_to = after;
@@ -1102,11 +1129,12 @@ const PieceCache = struct {
         }
         // Tables at the budget keep marking: their clocks sweep on the bits (`Short.put`).
         c.short.marking = c.short.full;
+        c.wide.marking = c.wide.full;
         c.big.marking = c.big.full;
         c.mark_half = false;
         c.ticks = 0;
         c.tasks = 0;
-        c.window = @max(c.window, window_per_entry * (c.short.count + c.big.count));
+        c.window = @max(c.window, window_per_entry * (c.short.count + c.wide.count + c.big.count));
     }
 
     /// `filtered`: a miss asks the long-piece Bloom filter before the pair table (callers that
@@ -1146,10 +1174,9 @@ var snap_bytes: std.atomic.Value(usize) = .init(0);
 /// the 20k documents for it). Never written after it is published; freed when the last
 /// scratch that holds it lets go.
 pub const Snap = struct {
-    entries: []CacheEntry,
-    k1s: []u64,
+    entries: []ShortEntry,
     count: usize,
-    /// The pieces of `Big` (more than 3 tokens, or 17..512 bytes), read-only: `marking` stays
+    /// The pieces of `Big` (more than 6 tokens, or 17..512 bytes), read-only: `marking` stays
     /// false, so its lookups write nothing.
     big: Big = .{},
     /// Holders: the vocabulary's `SnapHolder` while current, plus one per scratch (guarded by
@@ -1163,16 +1190,15 @@ pub const Snap = struct {
         const n = sn.entries.len;
         var i = Short.home(key.h, n);
         while (true) {
-            const e = sn.entries[i];
-            const k1p: *const u64 = if (len > 8) &sn.k1s[i] else &zero_k1;
-            if (e.k0 == key.k0 and e.v & 31 == len and k1p.* == key.k1) return unpack(e.v, out, write);
+            const e = &sn.entries[i];
+            if (e.k0 == key.k0 and e.v & 31 == len and e.k1 == key.k1) return unpack6(e.v, e.v2, out, write);
             if (e.v == 0) return null;
             i = if (i + 1 == n) 0 else i + 1;
         }
     }
 
     fn bytes(sn: *const Snap) usize {
-        return sn.entries.len * Short.slot_bytes + sn.big.slots.len * 8 + sn.big.arena.len * 4;
+        return sn.entries.len * @sizeOf(ShortEntry) + sn.big.slots.len * 8 + sn.big.arena.len * 4;
     }
 
     /// Copies a `Big` entry (header, bytes, ids) unless its piece is there; false when it is not
@@ -1203,26 +1229,24 @@ pub const Snap = struct {
     }
 
     /// Inserts an entry unless its piece is there; false when it is not and the table is at 3/4.
-    fn add(sn: *Snap, e: CacheEntry, k1: u64) bool {
+    fn add(sn: *Snap, e: ShortEntry) bool {
         const n = sn.entries.len;
         const len: usize = @intCast(e.v & 31);
-        var i = Short.home(shortHash(e.k0, k1, len), n);
+        var i = Short.home(shortHash(e.k0, e.k1, len), n);
         while (sn.entries[i].v != 0) {
             const o = sn.entries[i];
-            if (o.k0 == e.k0 and o.v & 31 == len and sn.k1s[i] == k1) return true;
+            if (o.k0 == e.k0 and o.v & 31 == len and o.k1 == e.k1) return true;
             i = if (i + 1 == n) 0 else i + 1;
         }
         if ((sn.count + 1) * 4 > n * 3) return false;
         sn.entries[i] = e;
-        sn.k1s[i] = k1;
         sn.count += 1;
         return true;
     }
 
     fn destroy(sn: *Snap) void {
         _ = snap_bytes.fetchSub(sn.bytes(), .monotonic);
-        unmapTable(CacheEntry, sn.entries);
-        unmapTable(u64, sn.k1s);
+        unmapTable(ShortEntry, sn.entries);
         unmapTable(u64, sn.big.slots);
         unmapTable(u32, sn.big.arena);
         std.heap.c_allocator.destroy(sn);
@@ -1293,7 +1317,7 @@ inline fn cacheFor(s: *const Scratch, v: *const Vocab) ?*PieceCache {
 export fn at_debug_short_slots(v_in: ?*const Vocab) i64 {
     const v = v_in orelse return -2;
     const c = tl_cache orelse return 0;
-    return if (c.serial == v.serial) @intCast(c.short.entries.len) else 0;
+    return if (c.serial == v.serial) @intCast(c.short.entries.len + c.wide.entries.len) else 0;
 }
 
 /// Tests: the short-table size from which the encode loop prefetches slots (`shortTableBig`).
@@ -1323,9 +1347,9 @@ pub fn publishSnapshot(v: *const Vocab, slots: []const *Scratch) void {
         own += s.own_hits;
         shared += s.snap_hits;
         const c = cacheFor(s, v) orelse continue;
-        cand += c.short.count;
+        cand += c.short.count + c.wide.count;
         caches += 1;
-        if (c.short.full or c.big.full) full += 1;
+        if (c.short.full or c.wide.full or c.big.full) full += 1;
     }
     // Only where the threads' own tables are at their budget: where they hold the column, their
     // lookups are faster than the snapshot's (two threads with the snapshot on every job:
@@ -1346,7 +1370,7 @@ pub fn publishSnapshot(v: *const Vocab, slots: []const *Scratch) void {
     // Only the pool's jobs publish, and only while they hold the pool: `cur` stays alive here.
     const keep_old = if (cur) |o| o.bytes() <= snap_max_bytes / 2 else false;
     const sn = std.heap.c_allocator.create(Snap) catch return;
-    sn.* = .{ .entries = &.{}, .k1s = &.{}, .count = 0, .refs = 0, .holder = v.snaps };
+    sn.* = .{ .entries = &.{}, .count = 0, .refs = 0, .holder = v.snaps };
     if (!fillSnapShort(v, sn, slots, if (keep_old) cur else null, cand)) {
         std.heap.c_allocator.destroy(sn);
         return;
@@ -1363,43 +1387,35 @@ pub fn publishSnapshot(v: *const Vocab, slots: []const *Scratch) void {
 /// proxy (16 threads on two cores) ran English at 262 MB per CPU-second, at 1/2 387, at 1/3
 /// 478, at 1/6 548. False if no memory.
 fn fillSnapShort(v: *const Vocab, sn: *Snap, slots: []const *Scratch, old: ?*Snap, cand: usize) bool {
-    const max_slots = snap_max_bytes / Short.slot_bytes;
+    const max_slots = snap_max_bytes / @sizeOf(ShortEntry);
     const old_count: usize = if (old) |o| o.count else 0;
     // The first table holds repeats too; at most half the limit (the build's memory comes on
     // top of the call's, at its end).
     const want: usize = @min(cand + old_count, max_slots * 3 / 8); // (a usize: @min would narrow it to the constant's u18)
-    var tmp: Snap = .{ .entries = &.{}, .k1s = &.{}, .count = 0, .refs = 0, .holder = v.snaps };
+    var tmp: Snap = .{ .entries = &.{}, .count = 0, .refs = 0, .holder = v.snaps };
     const n = @max(@as(usize, 1024), (want * 4 / 3 + 64) & ~@as(usize, 63));
-    tmp.entries = mapTable(CacheEntry, n) orelse return false;
-    tmp.k1s = mapTable(u64, n) orelse {
-        unmapTable(CacheEntry, tmp.entries);
-        return false;
-    };
-    defer {
-        unmapTable(CacheEntry, tmp.entries);
-        unmapTable(u64, tmp.k1s);
-    }
+    tmp.entries = mapTable(ShortEntry, n) orelse return false;
+    defer unmapTable(ShortEntry, tmp.entries);
     fill: {
         if (old) |o| {
-            for (o.entries, o.k1s) |e, k1| {
-                if (e.v != 0 and !tmp.add(e, k1)) break :fill;
+            for (o.entries) |e| {
+                if (e.v != 0 and !tmp.add(e)) break :fill;
             }
         }
         for (slots) |s| {
             const c = cacheFor(s, v) orelse continue;
-            for (c.short.entries, c.short.k1s) |e, k1| {
-                if (e.v != 0 and !tmp.add(e, if (e.v & 31 > 8) k1 else 0)) break :fill;
+            for (c.short.entries) |e| {
+                if (e.v != 0 and !tmp.add(.{ .k0 = e.k0, .v = e.v, .k1 = 0, .v2 = 0 })) break :fill;
+            }
+            for (c.wide.entries) |e| {
+                if (e.v != 0 and !tmp.add(e)) break :fill;
             }
         }
     }
     const n2 = @max(@as(usize, 1024), @min(tmp.count * 6 + 64, max_slots * 5 / 8) & ~@as(usize, 63));
-    sn.entries = mapTable(CacheEntry, n2) orelse return false;
-    sn.k1s = mapTable(u64, n2) orelse {
-        unmapTable(CacheEntry, sn.entries);
-        return false;
-    };
-    for (tmp.entries, tmp.k1s) |e, k1| {
-        if (e.v != 0) _ = sn.add(e, k1);
+    sn.entries = mapTable(ShortEntry, n2) orelse return false;
+    for (tmp.entries) |e| {
+        if (e.v != 0) _ = sn.add(e);
     }
     return true;
 }
@@ -1445,7 +1461,6 @@ fn fillSnapBig(v: *const Vocab, sn: *Snap, slots: []const *Scratch, old: ?*Snap)
     }
 }
 
-
 /// Whether a table of `slots` slots with `count` entries, `live` of them used in the last aging
 /// window, is rebuilt with only those (into `fit` slots): when a quarter of it went unused, or
 /// an eighth did and the table is a quarter bigger than the used entries need (it grew while
@@ -1480,299 +1495,305 @@ fn unmapTable(comptime T: type, t: []T) void {
     if (t.len > 0) _ = std.os.linux.munmap(@ptrCast(t.ptr), t.len * @sizeOf(T));
 }
 
-/// A thread's short pieces. Linear probing at load <= 3/4; grows by half while the thread's budget
+/// A thread's short pieces: `Short` (2..8 bytes, up to 3 ids, 16-byte `NarrowEntry` slots) and
+/// `Wide` (9..16 bytes, up to 6 ids, 32-byte `ShortEntry` slots). Linear probing at load <= 3/4; grows by half while the thread's budget
 /// allows; after that it is a clock (as `Big` is): lookups mark their entries, and once a quarter
 /// of its count of new pieces has been turned away, the entries no lookup found since the last
 /// sweep go (`put`). Aging rebuilds it with the entries used lately, or removes the others in
 /// place by backward shift (`dropUnused`), so every probe chain stays intact.
-const Short = struct {
-    entries: []CacheEntry = &.{},
-    k1s: []u64 = &.{},
-    count: usize = 0,
-    full: bool = false,
-    /// Pieces turned away since the table last filled up.
-    refused: usize = 0,
-    /// A bit per slot: the entry there was found or stored in the marking half of the current
-    /// aging window (`PieceCache.age`).
-    used: []u64 = &.{},
-    marking: bool = false,
+fn ShortTable(comptime wide: bool) type {
+    return struct {
+        const Self = @This();
+        const E = if (wide) ShortEntry else NarrowEntry;
+        const max_ids = if (wide) 6 else 3;
 
-    const initial = 1 << 14; // 256 KiB + 128 KiB
-    const slot_bytes = @sizeOf(CacheEntry) + @sizeOf(u64);
+        inline fn k1Of(e: E) u64 {
+            return if (wide) e.k1 else 0;
+        }
 
-    inline fn words(n: usize) usize {
-        return (n + 63) / 64;
-    }
+        inline fn v2Of(e: E) u64 {
+            return if (wide) e.v2 else 0;
+        }
 
-    inline fn bytesFor(n: usize) usize {
-        return n * slot_bytes + words(n) * 8;
-    }
+        entries: []E = &.{},
+        count: usize = 0,
+        full: bool = false,
+        /// Pieces turned away since the table last filled up.
+        refused: usize = 0,
+        /// A bit per slot: the entry there was found or stored in the marking half of the current
+        /// aging window (`PieceCache.age`).
+        used: []u64 = &.{},
+        marking: bool = false,
 
-    inline fn mark(t: *Short, i: usize) void {
-        t.used[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
-    }
+        const initial = if (wide) 1 << 13 else 1 << 14; // 256 KiB each
+        const slot_bytes = @sizeOf(E);
 
-    inline fn isUsed(t: *const Short, i: usize) bool {
-        return t.used[i >> 6] >> @intCast(i & 63) & 1 != 0;
-    }
+        inline fn words(n: usize) usize {
+            return (n + 63) / 64;
+        }
 
-    inline fn setUsed(t: *Short, i: usize, on: bool) void {
-        const bit = @as(u64, 1) << @intCast(i & 63);
-        if (on) t.used[i >> 6] |= bit else t.used[i >> 6] &= ~bit;
-    }
+        inline fn bytesFor(n: usize) usize {
+            return n * slot_bytes + words(n) * 8;
+        }
 
-    /// Load <= 3/4, growth by 1.5 (any size: the home slot is the hash scaled to the table):
-    /// fewer bytes per piece than powers of two at load 1/2, so more of a column's pieces stay
-    /// in L2, and a table grows under the thread's budget (which counts the old and the new
-    /// table while it rehashes) where doubling would not.
-    inline fn over(count: usize, n: usize) bool {
-        return count * 4 > n * 3;
-    }
+        inline fn mark(t: *Self, i: usize) void {
+            t.used[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
+        }
 
-    inline fn home(h: u64, n: usize) usize {
-        return @intCast((@as(u128, h) * n) >> 64);
-    }
+        inline fn isUsed(t: *const Self, i: usize) bool {
+            return t.used[i >> 6] >> @intCast(i & 63) & 1 != 0;
+        }
 
-    /// Whether `toks` can be packed (3 ids or fewer, each below 2^19).
-    fn fits(toks: []const u32) bool {
-        if (toks.len > 3) return false;
-        for (toks) |id| if (id > id_mask) return false;
-        return true;
-    }
+        inline fn setUsed(t: *Self, i: usize, on: bool) void {
+            const bit = @as(u64, 1) << @intCast(i & 63);
+            if (on) t.used[i >> 6] |= bit else t.used[i >> 6] &= ~bit;
+        }
 
-    inline fn pack(len: usize, toks: []const u32) u64 {
-        var v: u64 = @as(u64, len) | (@as(u64, toks.len) << 5);
-        for (toks, 0..) |id, j| v |= @as(u64, id) << @intCast(7 + id_bits * j);
-        return v;
-    }
+        /// Load <= 3/4, growth by 1.5 (any size: the home slot is the hash scaled to the table):
+        /// fewer bytes per piece than powers of two at load 1/2, so more of a column's pieces stay
+        /// in L2, and a table grows under the thread's budget (which counts the old and the new
+        /// table while it rehashes) where doubling would not.
+        inline fn over(count: usize, n: usize) bool {
+            return count * 4 > n * 3;
+        }
 
-    fn release(t: *Short) void {
-        tl_held -= bytesFor(t.entries.len);
-        unmapTable(CacheEntry, t.entries);
-        unmapTable(u64, t.k1s);
-        unmapTable(u64, t.used);
-        t.* = .{};
-    }
+        inline fn home(h: u64, n: usize) usize {
+            return @intCast((@as(u128, h) * n) >> 64);
+        }
 
-    /// Empty, back at the initial size.
-    fn reset(t: *Short) bool {
-        const m = t.marking;
-        defer t.marking = m;
-        if (t.entries.len == initial) {
-            @memset(t.entries, std.mem.zeroes(CacheEntry));
-            @memset(t.used, 0);
-            t.count = 0;
-            t.full = false;
-            t.refused = 0;
+        /// Whether `toks` can be packed (3 ids or fewer, 6 in `Wide`; each below 2^19).
+        fn fits(toks: []const u32) bool {
+            if (toks.len > max_ids) return false;
+            for (toks) |id| if (id > id_mask) return false;
             return true;
         }
-        t.release();
-        return t.resize(initial);
-    }
 
-    fn resize(t: *Short, n: usize) bool {
-        return t.rehash(n, false);
-    }
-
-    /// Moves the entries into a new table of n slots, with their used bits; `only_used`: only
-    /// the used ones, and no bit set.
-    fn rehash(t: *Short, n: usize, only_used: bool) bool {
-        // The old table stays alive while it is rehashed into the new one: count both.
-        if (tl_held + bytesFor(n) > threadCap() and t.entries.len > 0) return false;
-        const ne = mapTable(CacheEntry, n) orelse return false;
-        const nk = mapTable(u64, n) orelse {
-            unmapTable(CacheEntry, ne);
-            return false;
-        };
-        const nu = mapTable(u64, words(n)) orelse {
-            unmapTable(CacheEntry, ne);
-            unmapTable(u64, nk);
-            return false;
-        };
-        tl_held += bytesFor(n); // the old table's bytes come off below
-        var kept: usize = 0;
-        for (t.entries, t.k1s, 0..) |e, k1s, j| {
-            if (e.v == 0) continue;
-            const was_used = t.isUsed(j);
-            if (only_used and !was_used) continue;
-            const k1 = if (e.v & 31 > 8) k1s else 0; // stale for short pieces (see moveHome)
-            var i = home(shortHash(e.k0, k1, @intCast(e.v & 31)), n);
-            while (ne[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
-            ne[i] = e;
-            nk[i] = k1;
-            if (was_used and !only_used) nu[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
-            kept += 1;
-        }
-        tl_held -= bytesFor(t.entries.len);
-        unmapTable(CacheEntry, t.entries);
-        unmapTable(u64, t.k1s);
-        unmapTable(u64, t.used);
-        t.entries = ne;
-        t.k1s = nk;
-        t.used = nu;
-        t.count = kept;
-        return true;
-    }
-
-    /// The end of an aging window (`PieceCache.age`): if `agedOut`, only the entries used in
-    /// it stay, in a table where they fill 2/3 (a fresh table's load after growth).
-    fn age(t: *Short, rec: ?*PieceCache) void {
-        if (t.entries.len == 0) return;
-        var live: usize = 0;
-        for (t.used) |w| live += @popCount(w);
-        const n = @max(initial, (live * 3 / 2 + 63) & ~@as(usize, 63));
-        if (t.entries.len > initial and agedOut(live, t.count, t.entries.len, n)) {
-            if (rec) |c| {
-                for (t.entries, 0..) |e, i| {
-                    if (e.v == 0 or t.isUsed(i)) continue;
-                    const len: usize = @intCast(e.v & 31);
-                    c.goneAdd(shortHash(e.k0, if (len > 8) t.k1s[i] else 0, len));
-                }
+        inline fn pack(len: usize, toks: []const u32) [2]u64 {
+            const a = @min(toks.len, 3);
+            var v: u64 = @as(u64, len) | (@as(u64, a) << 5);
+            for (toks[0..a], 0..) |id, j| v |= @as(u64, id) << @intCast(7 + id_bits * j);
+            var v2: u64 = 0;
+            if (toks.len > 3) {
+                v2 = toks.len - 3;
+                for (toks[3..], 0..) |id, j| v2 |= @as(u64, id) << @intCast(2 + id_bits * j);
             }
-            t.full = false;
-            t.refused = 0;
-            // At the budget there is no room for a second table: the unused entries are
-            // removed in place instead (the table keeps its size).
-            if (t.rehash(n, true)) return;
+            return .{ v, v2 };
+        }
+
+        fn release(t: *Self) void {
+            tl_held -= bytesFor(t.entries.len);
+            unmapTable(E, t.entries);
+            unmapTable(u64, t.used);
+            t.* = .{};
+        }
+
+        /// Empty, back at the initial size.
+        fn reset(t: *Self) bool {
+            const m = t.marking;
+            defer t.marking = m;
+            if (t.entries.len == initial) {
+                @memset(t.entries, std.mem.zeroes(E));
+                @memset(t.used, 0);
+                t.count = 0;
+                t.full = false;
+                t.refused = 0;
+                return true;
+            }
+            t.release();
+            return t.resize(initial);
+        }
+
+        fn resize(t: *Self, n: usize) bool {
+            return t.rehash(n, false);
+        }
+
+        /// Moves the entries into a new table of n slots, with their used bits; `only_used`: only
+        /// the used ones, and no bit set.
+        fn rehash(t: *Self, n: usize, only_used: bool) bool {
+            // The old table stays alive while it is rehashed into the new one: count both.
+            if (tl_held + bytesFor(n) > threadCap() and t.entries.len > 0) return false;
+            const ne = mapTable(E, n) orelse return false;
+            const nu = mapTable(u64, words(n)) orelse {
+                unmapTable(E, ne);
+                return false;
+            };
+            tl_held += bytesFor(n); // the old table's bytes come off below
+            var kept: usize = 0;
+            for (t.entries, 0..) |e, j| {
+                if (e.v == 0) continue;
+                const was_used = t.isUsed(j);
+                if (only_used and !was_used) continue;
+                var i = home(shortHash(e.k0, k1Of(e), @intCast(e.v & 31)), n);
+                while (ne[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
+                ne[i] = e;
+                if (was_used and !only_used) nu[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
+                kept += 1;
+            }
+            tl_held -= bytesFor(t.entries.len);
+            unmapTable(E, t.entries);
+            unmapTable(u64, t.used);
+            t.entries = ne;
+            t.used = nu;
+            t.count = kept;
+            return true;
+        }
+
+        /// The end of an aging window (`PieceCache.age`): if `agedOut`, only the entries used in
+        /// it stay, in a table where they fill 2/3 (a fresh table's load after growth).
+        fn age(t: *Self, rec: ?*PieceCache) void {
+            if (t.entries.len == 0) return;
+            var live: usize = 0;
+            for (t.used) |w| live += @popCount(w);
+            const n = @max(initial, (live * 3 / 2 + 63) & ~@as(usize, 63));
+            if (t.entries.len > initial and agedOut(live, t.count, t.entries.len, n)) {
+                if (rec) |c| {
+                    for (t.entries, 0..) |e, i| {
+                        if (e.v == 0 or t.isUsed(i)) continue;
+                        const len: usize = @intCast(e.v & 31);
+                        c.goneAdd(shortHash(e.k0, k1Of(e), len));
+                    }
+                }
+                t.full = false;
+                t.refused = 0;
+                // At the budget there is no room for a second table: the unused entries are
+                // removed in place instead (the table keeps its size).
+                if (t.rehash(n, true)) return;
+                t.dropUnused();
+            }
+            t.clearUsed();
+        }
+
+        fn clearUsed(t: *Self) void {
+            @memset(t.used, 0);
+        }
+
+        fn markAll(t: *Self) void {
+            for (t.entries, 0..) |e, j| {
+                if (e.v != 0) t.mark(j);
+            }
+        }
+
+        /// The clock's hand at the budget (see `put`): drop what went unused since the last sweep.
+        fn sweep(t: *Self) void {
             t.dropUnused();
+            t.clearUsed();
+            t.refused = 0;
         }
-        t.clearUsed();
-    }
 
-    fn clearUsed(t: *Short) void {
-        @memset(t.used, 0);
-    }
-
-    fn markAll(t: *Short) void {
-        for (t.entries, 0..) |e, j| {
-            if (e.v != 0) t.mark(j);
-        }
-    }
-
-    /// The clock's hand at the budget (see `put`): drop what went unused since the last sweep.
-    fn sweep(t: *Short) void {
-        t.dropUnused();
-        t.clearUsed();
-        t.refused = 0;
-    }
-
-    /// Removes every entry whose used bit is clear, in place (backward-shift deletion: each
-    /// entry after a hole that may move back toward its home does, so probe chains stay whole).
-    fn dropUnused(t: *Short) void {
-        const n = t.entries.len;
-        var i: usize = 0;
-        while (i < n) {
-            if (t.entries[i].v != 0 and !t.isUsed(i)) {
-                t.removeAt(i); // an entry shifted into i is looked at next
-                t.count -= 1;
-                continue;
-            }
-            i += 1;
-        }
-    }
-
-    fn removeAt(t: *Short, i: usize) void {
-        const n = t.entries.len;
-        var hole = i;
-        var j = i;
-        while (true) {
-            j = if (j + 1 == n) 0 else j + 1;
-            const e = t.entries[j];
-            if (e.v == 0) break;
-            const k1 = if (e.v & 31 > 8) t.k1s[j] else 0;
-            const k = home(shortHash(e.k0, k1, @intCast(e.v & 31)), n);
-            // Movable into the hole iff the hole lies between its home and j.
-            if ((j + n - k) % n >= (j + n - hole) % n) {
-                t.entries[hole] = e;
-                t.k1s[hole] = t.k1s[j];
-                t.setUsed(hole, t.isUsed(j));
-                hole = j;
+        /// Removes every entry whose used bit is clear, in place (backward-shift deletion: each
+        /// entry after a hole that may move back toward its home does, so probe chains stay whole).
+        fn dropUnused(t: *Self) void {
+            const n = t.entries.len;
+            var i: usize = 0;
+            while (i < n) {
+                if (t.entries[i].v != 0 and !t.isUsed(i)) {
+                    t.removeAt(i); // an entry shifted into i is looked at next
+                    t.count -= 1;
+                    continue;
+                }
+                i += 1;
             }
         }
-        t.entries[hole] = std.mem.zeroes(CacheEntry);
-        t.setUsed(hole, false);
-    }
 
-    inline fn get(t: *Short, key: ShortKey, len: usize, out: []u32) ?usize {
-        return t.find(key, len, out, true);
-    }
-
-    /// `get` that writes no ids when `write` is false (counting: only how many).
-    inline fn find(t: *Short, key: ShortKey, len: usize, out: []u32, comptime write: bool) ?usize {
-        const n = t.entries.len;
-        if (n == 0) return null;
-        const h0 = home(key.h, n);
-        var i = h0;
-        while (true) {
-            const e = t.entries[i];
-            // Bytes 9..16 only for pieces that long: an address select, not a branch.
-            const k1p: *const u64 = if (len > 8) &t.k1s[i] else &zero_k1;
-            if (e.k0 == key.k0 and e.v & 31 == len and k1p.* == key.k1) {
-                const v = e.v;
-                if (i != h0) t.moveHome(i, h0);
-                if (t.marking) t.mark(h0);
-                return unpack(v, out, write);
-            }
-            if (e.v == 0) return null;
-            i = if (i + 1 == n) 0 else i + 1;
-        }
-    }
-
-    /// Swaps the entry found at slot i with the one in its home slot h: pieces looked up often
-    /// end up in their home slots, whatever the order they were inserted or rehashed in. (Every
-    /// slot from the other entry's home to i is occupied, so it stays reachable at i.)
-    fn moveHome(t: *Short, i: usize, h: usize) void {
-        const e = t.entries[i];
-        const o = t.entries[h];
-        t.entries[i] = o;
-        t.entries[h] = e;
-        // k1s only matters for pieces of more than 8 bytes (the others hash and compare with
-        // k1 = 0): most moves touch one cache line less.
-        const ke = if (e.v & 31 > 8) t.k1s[i] else 0;
-        if (o.v & 31 > 8) t.k1s[i] = t.k1s[h];
-        if (e.v & 31 > 8) t.k1s[h] = ke;
-        // The other entry takes its used bit along (the caller marks h). Outside the marking
-        // half of a window every bit is clear.
-        if (t.marking) t.setUsed(i, t.isUsed(h));
-    }
-
-    /// `toks` must `fit`.
-    fn put(t: *Short, key: ShortKey, len: usize, toks: []const u32) void {
-        if (t.entries.len == 0) return;
-        if (!t.full and over(t.count + 1, t.entries.len)) {
-            if (!t.resize((t.entries.len * 3 / 2) & ~@as(usize, 63))) {
-                // From now on every lookup marks (the clock's used bits); what the table held
-                // before counts as used once.
-                t.full = true;
-                if (!t.marking) {
-                    t.markAll();
-                    t.marking = true;
+        fn removeAt(t: *Self, i: usize) void {
+            const n = t.entries.len;
+            var hole = i;
+            var j = i;
+            while (true) {
+                j = if (j + 1 == n) 0 else j + 1;
+                const e = t.entries[j];
+                if (e.v == 0) break;
+                const k = home(shortHash(e.k0, k1Of(e), @intCast(e.v & 31)), n);
+                // Movable into the hole iff the hole lies between its home and j.
+                if ((j + n - k) % n >= (j + n - hole) % n) {
+                    t.entries[hole] = e;
+                    t.setUsed(hole, t.isUsed(j));
+                    hole = j;
                 }
             }
+            t.entries[hole] = std.mem.zeroes(E);
+            t.setUsed(hole, false);
         }
-        const n = t.entries.len;
-        var i = home(key.h, n);
-        if (t.full and over(t.count + 1, n)) {
-            // At the budget (a clock): every lookup marks its entry (`marking` stays on while
-            // full), and once a quarter of the table's count of pieces has been turned away,
-            // the entries no lookup found since the last sweep go, in place. A stream with more
-            // distinct pieces than the budget holds keeps its frequent ones. (Starting again
-            // empty instead, once as many pieces were turned away as it held, threw the frequent
-            // pieces out with the rare ones: the corpus stream's second pass ran at the first
-            // pass's speed. Storing the piece over the one in its home slot made the pieces of
-            // the current column evict each other on every pass: see the performance notes.)
-            t.refused += 1;
-            if (t.refused * 4 <= t.count) return;
-            t.sweep();
-            if (over(t.count + 1, n)) return;
+
+        inline fn get(t: *Self, key: ShortKey, len: usize, out: []u32) ?usize {
+            return t.find(key, len, out, true);
         }
-        while (t.entries[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
-        t.count += 1;
-        t.entries[i] = .{ .k0 = key.k0, .v = pack(len, toks) };
-        t.k1s[i] = key.k1;
-        if (t.marking) t.mark(i);
-    }
-};
+
+        /// `get` that writes no ids when `write` is false (counting: only how many).
+        inline fn find(t: *Self, key: ShortKey, len: usize, out: []u32, comptime write: bool) ?usize {
+            const n = t.entries.len;
+            if (n == 0) return null;
+            const h0 = home(key.h, n);
+            var i = h0;
+            while (true) {
+                const e = &t.entries[i];
+                // (A narrow piece's k1 is 0: its 8 bytes and length are the whole key.)
+                if (e.k0 == key.k0 and e.v & 31 == len and (!wide or k1Of(e.*) == key.k1)) {
+                    const v = e.v;
+                    const v2 = v2Of(e.*);
+                    if (i != h0) t.moveHome(i, h0);
+                    if (t.marking) t.mark(h0);
+                    return if (wide) unpack6(v, v2, out, write) else unpack(v, out, write);
+                }
+                if (e.v == 0) return null;
+                i = if (i + 1 == n) 0 else i + 1;
+            }
+        }
+
+        /// Swaps the entry found at slot i with the one in its home slot h: pieces looked up often
+        /// end up in their home slots, whatever the order they were inserted or rehashed in. (Every
+        /// slot from the other entry's home to i is occupied, so it stays reachable at i.)
+        fn moveHome(t: *Self, i: usize, h: usize) void {
+            const e = t.entries[i];
+            const o = t.entries[h];
+            t.entries[i] = o;
+            t.entries[h] = e;
+            // The other entry takes its used bit along (the caller marks h). Outside the marking
+            // half of a window every bit is clear.
+            if (t.marking) t.setUsed(i, t.isUsed(h));
+        }
+
+        /// `toks` must `fit`.
+        fn put(t: *Self, key: ShortKey, len: usize, toks: []const u32) void {
+            if (t.entries.len == 0) return;
+            if (!t.full and over(t.count + 1, t.entries.len)) {
+                if (!t.resize((t.entries.len * 3 / 2) & ~@as(usize, 63))) {
+                    // From now on every lookup marks (the clock's used bits); what the table held
+                    // before counts as used once.
+                    t.full = true;
+                    if (!t.marking) {
+                        t.markAll();
+                        t.marking = true;
+                    }
+                }
+            }
+            const n = t.entries.len;
+            var i = home(key.h, n);
+            if (t.full and over(t.count + 1, n)) {
+                // At the budget (a clock): every lookup marks its entry (`marking` stays on while
+                // full), and once a quarter of the table's count of pieces has been turned away,
+                // the entries no lookup found since the last sweep go, in place. A stream with more
+                // distinct pieces than the budget holds keeps its frequent ones. (Starting again
+                // empty instead, once as many pieces were turned away as it held, threw the frequent
+                // pieces out with the rare ones: the corpus stream's second pass ran at the first
+                // pass's speed. Storing the piece over the one in its home slot made the pieces of
+                // the current column evict each other on every pass: see the performance notes.)
+                t.refused += 1;
+                if (t.refused * 4 <= t.count) return;
+                t.sweep();
+                if (over(t.count + 1, n)) return;
+            }
+            while (t.entries[i].v != 0) i = if (i + 1 == n) 0 else i + 1;
+            t.count += 1;
+            const pv = pack(len, toks);
+            t.entries[i] = if (wide) .{ .k0 = key.k0, .v = pv[0], .k1 = key.k1, .v2 = pv[1] } else .{ .k0 = key.k0, .v = pv[0] };
+            if (t.marking) t.mark(i);
+        }
+    };
+}
+
+const Short = ShortTable(false);
+const Wide = ShortTable(true);
 
 threadlocal var tl_cache: ?*PieceCache = null;
 threadlocal var tl_cache_failed: bool = false;
@@ -1786,6 +1807,7 @@ fn freeCache(p: *anyopaque) callconv(.c) void {
     const c: *PieceCache = @ptrCast(@alignCast(p));
     c.big.release();
     c.short.release();
+    c.wide.release();
     c.goneRelease();
     std.heap.c_allocator.destroy(c);
 }
@@ -1821,6 +1843,7 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
         c.?.serial = 0;
         c.?.big = .{};
         c.?.short = .{};
+        c.?.wide = .{};
         c.?.gone = &.{};
         c.?.returned = 0;
         c.?.stored = 0;
@@ -1830,7 +1853,7 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
     if (pc.serial != v.serial) {
         @memset(&pc.pairs, empty_slot);
         pc.big.release(); // another vocabulary: its tables start small again
-        if (!pc.short.reset()) return null;
+        if (!pc.short.reset() or !pc.wide.reset()) return null;
         pc.serial = v.serial;
         pc.ticks = 0;
         pc.tasks = 0;
@@ -1839,6 +1862,7 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
         pc.drop_from = 0;
         pc.goneRelease();
         pc.short.marking = false;
+        pc.wide.marking = false;
         pc.big.marking = false;
         pc.mark_half = false;
     }
@@ -1849,6 +1873,7 @@ fn threadCache(v: *const Vocab) ?*PieceCache {
         if (pc.ticks * 2 >= w) {
             pc.mark_half = true;
             pc.short.marking = true;
+            pc.wide.marking = true;
             pc.big.marking = true;
             pc.mark_tasks = pc.tasks;
         }
@@ -1947,7 +1972,7 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
             scratch.snap_hits += 1;
             return n;
         }
-        if (cache.short.find(key, piece.len, out, write)) |n| {
+        if (if (piece.len <= 8) cache.short.find(key, piece.len, out, write) else cache.wide.find(key, piece.len, out, write)) |n| {
             scratch.own_hits += 1;
             return n;
         }
@@ -1995,8 +2020,10 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
     //   200k lines 0.981x, multilingual whole 0.968x. And without this prefetch at all: lines
     //   0.974x / 0.986x, documents 0.959x / 0.977x (o200k / cl100k), although callgrind counts
     //   ~12 instructions and 0.11 mispredicted branches a piece for its test.
-    if ((key.k0 | key.k1) & 0x8080808080808080 != 0 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
-    if (cache.short.find(key, piece.len, out, write)) |n| return n;
+    if (key.k1 & 0x8080808080808080 != 0 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
+    if (piece.len <= 8) {
+        if (cache.short.find(key, piece.len, out, write)) |n| return n;
+    } else if (cache.wide.find(key, piece.len, out, write)) |n| return n;
     return shortMiss(v, cache, piece, key.k0, key.k1, key.h, out, scratch, write);
 }
 
@@ -2004,7 +2031,7 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
 /// encode loop then prefetches each block's slots one block ahead; see encode.zig).
 pub inline fn shortTableBig(scratch: *const Scratch) bool {
     const cache = scratch.cache orelse return false;
-    return cache.short.entries.len >= prefetch_min_slots;
+    return cache.short.entries.len + cache.wide.entries.len >= prefetch_min_slots;
 }
 
 /// 2 MiB of 16-byte entries (L2 is 1-2 MiB a core on the machines measured).
@@ -2012,10 +2039,10 @@ pub const prefetch_min_slots = 1 << 17;
 
 /// Prefetches the home slot of `key` (and its bytes 9..16 for longer pieces).
 pub inline fn prefetchShort(scratch: *const Scratch, key: ShortKey, len: usize) void {
-    const t = &scratch.cache.?.short;
-    const i = Short.home(key.h, t.entries.len);
-    @prefetch(&t.entries[i], .{ .rw = .read, .locality = 3, .cache = .data });
-    if (len > 8) @prefetch(&t.k1s[i], .{ .rw = .read, .locality = 3, .cache = .data });
+    const c = scratch.cache.?;
+    if (len <= 8) {
+        @prefetch(&c.short.entries[Short.home(key.h, c.short.entries.len)], .{ .rw = .read, .locality = 3, .cache = .data });
+    } else @prefetch(&c.wide.entries[Wide.home(key.h, c.wide.entries.len)], .{ .rw = .read, .locality = 3, .cache = .data });
 }
 
 fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, k0: u64, k1: u64, h: u64, out: []u32, scratch: *Scratch, comptime write: bool) error{OutOfMemory}!usize {
@@ -2024,7 +2051,7 @@ fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, k0: u64, k1
     // of the English column (cl100k): 3047.1M -> 3015.6M instructions for the whole process,
     // -134k mispredicted branches; A/B 0.99-1.04x (docs, English, code; both encodings).
     const key: ShortKey = .{ .k0 = k0, .k1 = k1, .h = h };
-    // Pieces of more than 3 tokens live in the arena table.
+    // Pieces of more than 6 tokens live in the arena table.
     if (scratch.snap) |sn| {
         if (sn.big.getShort(key.h, key.k0, key.k1, piece.len, out, write)) |n| {
             scratch.snap_hits += 1;
@@ -2036,7 +2063,11 @@ fn shortMiss(v: *const Vocab, cache: *PieceCache, piece: []const u8, k0: u64, k1
         }
     } else if (cache.big.getShort(key.h, key.k0, key.k1, piece.len, out, write)) |n| return n;
     const n = try encodePieceUncached(v, piece, out, scratch);
-    if (Short.fits(out[0..n])) cache.short.put(key, piece.len, out[0..n]) else cache.big.put(key.h, piece, out[0..n]);
+    if (piece.len <= 8 and Short.fits(out[0..n])) {
+        cache.short.put(key, piece.len, out[0..n]);
+    } else if (piece.len > 8 and Wide.fits(out[0..n])) {
+        cache.wide.put(key, piece.len, out[0..n]);
+    } else cache.big.put(key.h, piece, out[0..n]);
     cache.noteStored(key.h);
     return n;
 }
@@ -2794,45 +2825,52 @@ test "threadCap: the budget over the threads of the job a thread works for, at l
     try std.testing.expectEqual(@max(whole / 2, @as(usize, 1 << 20)), threadCap());
 }
 
+/// A test piece length for `Short` (2..8 bytes) or `Wide` (9..16), by index.
+fn testLen(comptime T: type, i: usize) u8 {
+    return @intCast(if (T == Wide) 9 + i % 8 else 2 + i % 7);
+}
+
 test "Short at its budget: a clock keeps the pieces found since its last sweep" {
-    const saved = test_cap.load(.monotonic);
-    defer test_cap.store(saved, .monotonic);
-    // Room for the initial table and not for it and a 1.5x one (a rebuild holds both).
-    test_cap.store(tl_held + Short.initial * Short.slot_bytes * 12 / 5, .monotonic);
-    var t: Short = .{};
-    defer t.release();
-    try std.testing.expect(t.resize(Short.initial));
-    var name: [16]u8 = undefined;
-    const Piece = struct {
-        fn of(buf: *[16]u8, i: usize) []const u8 {
-            return std.fmt.bufPrint(buf, "p{d}", .{i}) catch unreachable;
-        }
-        fn put(tt: *Short, buf: *[16]u8, i: usize) void {
-            const p = of(buf, i);
-            tt.put(shortKey(p), p.len, &.{@intCast(i + 1)});
-        }
-        fn found(tt: *Short, buf: *[16]u8, i: usize) !bool {
-            const p = of(buf, i);
-            var out: [3]u32 = undefined;
-            const got = tt.get(shortKey(p), p.len, &out) orelse return false;
-            try std.testing.expectEqual(@as(usize, 1), got);
-            try std.testing.expectEqual(@as(u32, @intCast(i + 1)), out[0]);
-            return true;
-        }
-    };
-    const cap = Short.initial * 3 / 4;
-    for (0..cap + 100) |i| Piece.put(&t, &name, i);
-    try std.testing.expect(t.full);
-    try std.testing.expectEqual(cap, t.count);
-    // Full: the 100 past the budget were turned away, and what it held is all there.
-    for (0..cap) |i| try std.testing.expect(try Piece.found(&t, &name, i));
-    for (cap..cap + 100) |i| try std.testing.expect(!try Piece.found(&t, &name, i));
-    // The first sweep (after a quarter of the count turned away): everything was found since
-    // the table filled, so nothing goes.
-    var next: usize = cap + 100;
-    while (t.refused != 0) : (next += 1) Piece.put(&t, &name, next);
-    try std.testing.expectEqual(cap, t.count);
-    try expectSweepKeepsFound(Piece, &t, &name, cap, next, 1000);
+    inline for (.{ Short, Wide }) |T| {
+        const saved = test_cap.load(.monotonic);
+        defer test_cap.store(saved, .monotonic);
+        // Room for the initial table and not for it and a 1.5x one (a rebuild holds both).
+        test_cap.store(tl_held + T.initial * T.slot_bytes * 12 / 5, .monotonic);
+        var t: T = .{};
+        defer t.release();
+        try std.testing.expect(t.resize(T.initial));
+        var name: [16]u8 = undefined;
+        const Piece = struct {
+            fn of(buf: *[16]u8, i: usize) []const u8 {
+                return (if (T == Wide) std.fmt.bufPrint(buf, "piece{d:0>6}", .{i}) else std.fmt.bufPrint(buf, "p{d}", .{i})) catch unreachable;
+            }
+            fn put(tt: *T, buf: *[16]u8, i: usize) void {
+                const p = of(buf, i);
+                tt.put(shortKey(p), p.len, &.{@intCast(i + 1)});
+            }
+            fn found(tt: *T, buf: *[16]u8, i: usize) !bool {
+                const p = of(buf, i);
+                var out: [3]u32 = undefined;
+                const got = tt.get(shortKey(p), p.len, &out) orelse return false;
+                try std.testing.expectEqual(@as(usize, 1), got);
+                try std.testing.expectEqual(@as(u32, @intCast(i + 1)), out[0]);
+                return true;
+            }
+        };
+        const cap = T.initial * 3 / 4;
+        for (0..cap + 100) |i| Piece.put(&t, &name, i);
+        try std.testing.expect(t.full);
+        try std.testing.expectEqual(cap, t.count);
+        // Full: the 100 past the budget were turned away, and what it held is all there.
+        for (0..cap) |i| try std.testing.expect(try Piece.found(&t, &name, i));
+        for (cap..cap + 100) |i| try std.testing.expect(!try Piece.found(&t, &name, i));
+        // The first sweep (after a quarter of the count turned away): everything was found since
+        // the table filled, so nothing goes.
+        var next: usize = cap + 100;
+        while (t.refused != 0) : (next += 1) Piece.put(&t, &name, next);
+        try std.testing.expectEqual(cap, t.count);
+        try expectSweepKeepsFound(Piece, &t, &name, cap, next, 1000);
+    }
 }
 
 /// The next sweep of a full clock table (`Short` or `Big`) of `cap` pieces numbered from 0,
@@ -2861,41 +2899,117 @@ test "Short: lookups move pieces to their home slots and every piece stays found
     // then rehashed by growth: every piece must still give its own ids, and none may be found
     // twice or lost. A swap that left a piece past an empty slot, or moved k1 wrongly for
     // pieces longer than 8 bytes, fails here.
-    var t: Short = .{};
-    defer t.release();
-    try std.testing.expect(t.resize(Short.initial));
-    var rng = std.Random.DefaultPrng.init(42);
-    const r = rng.random();
-    const n = Short.initial * 3 / 4;
-    const keys = try std.testing.allocator.alloc([16]u8, n);
-    defer std.testing.allocator.free(keys);
-    const lens = try std.testing.allocator.alloc(u8, n);
-    defer std.testing.allocator.free(lens);
-    for (keys, lens, 0..) |*k, *l, i| {
-        l.* = @intCast(2 + i % 15);
-        r.bytes(k);
-        std.mem.writeInt(u32, k[0..4], @intCast(i), .little); // distinct
-        t.put(shortKey(k[0..l.*]), l.*, &.{ @intCast(i), @intCast(i % 7), @intCast(n - i) });
+    inline for (.{ Short, Wide }) |T| {
+        var t: T = .{};
+        defer t.release();
+        try std.testing.expect(t.resize(T.initial));
+        var rng = std.Random.DefaultPrng.init(42);
+        const r = rng.random();
+        const n = T.initial * 3 / 4;
+        const keys = try std.testing.allocator.alloc([16]u8, n);
+        defer std.testing.allocator.free(keys);
+        const lens = try std.testing.allocator.alloc(u8, n);
+        defer std.testing.allocator.free(lens);
+        for (keys, lens, 0..) |*k, *l, i| {
+            l.* = testLen(T, i);
+            r.bytes(k);
+            std.mem.writeInt(u16, k[0..2], @intCast(i), .little); // distinct
+            t.put(shortKey(k[0..l.*]), l.*, &.{ @intCast(i), @intCast(i % 7), @intCast(n - i) });
+        }
+        var out: [3]u32 = undefined;
+        var moved: usize = 0;
+        for (0..20 * n) |_| {
+            // Skewed: low indices far more often (a hot head and a long tail, as in text).
+            const i = @min(n - 1, @as(usize, @intFromFloat(@as(f64, @floatFromInt(n)) * std.math.pow(f64, r.float(f64), 3))));
+            const key = shortKey(keys[i][0..lens[i]]);
+            const at_home = t.entries[T.home(key.h, t.entries.len)].k0 == key.k0;
+            try std.testing.expectEqual(@as(?usize, 3), t.get(key, lens[i], &out));
+            try std.testing.expectEqual([3]u32{ @intCast(i), @intCast(i % 7), @intCast(n - i) }, out);
+            if (!at_home) moved += 1;
+            try std.testing.expect(t.entries[T.home(key.h, t.entries.len)].k0 == key.k0);
+        }
+        try std.testing.expect(moved > 0);
+        try std.testing.expect(t.resize(t.entries.len * 3 / 2 & ~@as(usize, 63)));
+        for (keys, lens, 0..) |k, l, i| {
+            try std.testing.expectEqual(@as(?usize, 3), t.get(shortKey(k[0..l]), l, &out));
+            try std.testing.expectEqual(@as(u32, @intCast(i)), out[0]);
+        }
+        try std.testing.expectEqual(n, t.count);
     }
-    var out: [3]u32 = undefined;
-    var moved: usize = 0;
-    for (0..20 * n) |_| {
-        // Skewed: low indices far more often (a hot head and a long tail, as in text).
-        const i = @min(n - 1, @as(usize, @intFromFloat(@as(f64, @floatFromInt(n)) * std.math.pow(f64, r.float(f64), 3))));
-        const key = shortKey(keys[i][0..lens[i]]);
-        const at_home = t.entries[Short.home(key.h, t.entries.len)].k0 == key.k0;
-        try std.testing.expectEqual(@as(?usize, 3), t.get(key, lens[i], &out));
-        try std.testing.expectEqual([3]u32{ @intCast(i), @intCast(i % 7), @intCast(n - i) }, out);
-        if (!at_home) moved += 1;
-        try std.testing.expect(t.entries[Short.home(key.h, t.entries.len)].k0 == key.k0);
+}
+
+test "Short and Wide: answers round-trip through put, find, moves, rehash, removal and a snapshot" {
+    // Short: pieces of 2..8 bytes with 1..3 ids; Wide: 9..16 bytes with 1..6 ids (0 and
+    // 2^19 - 1 among them), the first three ids in `v`, the others in `v2`. A wrong shift, mask
+    // or count, a key compared without its bytes 9..16, or an entry moved without them fails.
+    inline for (.{ Short, Wide }) |T| {
+        var t: T = .{};
+        defer t.release();
+        try std.testing.expect(t.resize(T.initial));
+        var rng = std.Random.DefaultPrng.init(11);
+        const r = rng.random();
+        const n = 3000;
+        var keys: [n][16]u8 = undefined;
+        var lens: [n]usize = undefined;
+        var ids: [n][6]u32 = undefined;
+        var cnt: [n]usize = undefined;
+        for (&keys, &lens, &ids, &cnt, 0..) |*k, *l, *d, *c, i| {
+            l.* = testLen(T, i);
+            c.* = 1 + (i / 16) % T.max_ids;
+            r.bytes(k);
+            std.mem.writeInt(u16, k[0..2], @intCast(i), .little); // distinct
+            if (T == Wide and i % 3 == 0) keys[i][2..8].* = keys[i -| 3][2..8].*; // same k0 as another, k1 differs
+            for (d, 0..) |*x, j| x.* = switch ((i + j) % 5) {
+                0 => 0,
+                1 => id_mask,
+                else => r.uintLessThan(u32, id_mask + 1),
+            };
+            try std.testing.expect(T.fits(d[0..c.*]));
+            t.put(shortKey(k[0..l.*]), l.*, d[0..c.*]);
+        }
+        try std.testing.expect(!T.fits((&[_]u32{ 1, 2, 3, 4, 5, 6, 7 })[0 .. T.max_ids + 1]));
+        try std.testing.expect(!T.fits(&.{ 1, id_mask + 1 }));
+        const Check = struct {
+            fn all(tt: *T, ks: *const [n][16]u8, ls: *const [n]usize, ds: *const [n][6]u32, cs: *const [n]usize, only: ?*const [n]bool) !void {
+                var out: [16]u32 = undefined;
+                for (ks, ls, ds, cs, 0..) |k, l, d, c, i| {
+                    const key = shortKey(k[0..l]);
+                    const want: ?usize = if (only == null or only.?[i]) c else null;
+                    try std.testing.expectEqual(want, tt.find(key, l, &out, false));
+                    @memset(&out, 0xAAAA_AAAA);
+                    try std.testing.expectEqual(want, tt.get(key, l, &out));
+                    if (want != null) try std.testing.expectEqualSlices(u32, d[0..c], out[0..c]);
+                }
+            }
+        };
+        try Check.all(&t, &keys, &lens, &ids, &cnt, null); // (lookups move pieces home)
+        try std.testing.expect(t.resize(t.entries.len * 3 / 2 & ~@as(usize, 63)));
+        try Check.all(&t, &keys, &lens, &ids, &cnt, null);
+        // A snapshot of the table answers the same (it holds both tables' pieces as `Wide`'s).
+        var holder: SnapHolder = .{};
+        var sn: Snap = .{ .entries = mapTable(ShortEntry, 8192).?, .count = 0, .refs = 0, .holder = &holder };
+        defer unmapTable(ShortEntry, sn.entries);
+        for (t.entries) |e| if (e.v != 0) try std.testing.expect(sn.add(.{ .k0 = e.k0, .v = e.v, .k1 = T.k1Of(e), .v2 = T.v2Of(e) }));
+        var out: [16]u32 = undefined;
+        for (keys, lens, ids, cnt) |k, l, d, c| {
+            try std.testing.expectEqual(@as(?usize, c), sn.peek(shortKey(k[0..l]), l, &out, true));
+            try std.testing.expectEqualSlices(u32, d[0..c], out[0..c]);
+        }
+        // Removal in place keeps the marked pieces with their ids.
+        var keep: [n]bool = undefined;
+        t.clearUsed();
+        for (keys, lens, &keep) |k, l, *kp| {
+            kp.* = r.boolean();
+            if (!kp.*) continue;
+            const key = shortKey(k[0..l]);
+            var i = T.home(key.h, t.entries.len);
+            while (t.entries[i].k0 != key.k0 or t.entries[i].v & 31 != l or T.k1Of(t.entries[i]) != key.k1) i = (i + 1) % t.entries.len;
+            t.mark(i);
+        }
+        t.dropUnused();
+        t.marking = false;
+        try Check.all(&t, &keys, &lens, &ids, &cnt, &keep);
     }
-    try std.testing.expect(moved > 0);
-    try std.testing.expect(t.resize(t.entries.len * 3 / 2 & ~@as(usize, 63)));
-    for (keys, lens, 0..) |k, l, i| {
-        try std.testing.expectEqual(@as(?usize, 3), t.get(shortKey(k[0..l]), l, &out));
-        try std.testing.expectEqual(@as(u32, @intCast(i)), out[0]);
-    }
-    try std.testing.expectEqual(n, t.count);
 }
 
 test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used in the window" {
@@ -2904,13 +3018,14 @@ test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used
     // backward-shift removal in place (what it does at the budget), must both leave exactly
     // the marked pieces, each with its own ids: a removal that broke a probe chain loses
     // one, a wrong shift condition finds a removed one or none.
-    inline for (.{ false, true }) |in_place| {
-        var t: Short = .{};
+    inline for (.{ false, true, false, true }, 0..) |in_place, round| {
+        const T = if (round < 2) Short else Wide;
+        var t: T = .{};
         defer t.release();
-        try std.testing.expect(t.resize(Short.initial * 2));
+        try std.testing.expect(t.resize(T.initial * 2));
         var rng = std.Random.DefaultPrng.init(7);
         const r = rng.random();
-        const n = Short.initial * 2 * 3 / 4;
+        const n = T.initial * 2 * 3 / 4;
         const keys = try std.testing.allocator.alloc([16]u8, n);
         defer std.testing.allocator.free(keys);
         const lens = try std.testing.allocator.alloc(u8, n);
@@ -2918,9 +3033,9 @@ test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used
         const hit = try std.testing.allocator.alloc(bool, n);
         defer std.testing.allocator.free(hit);
         for (keys, lens, 0..) |*k, *l, i| {
-            l.* = @intCast(2 + i % 15);
+            l.* = testLen(T, i);
             r.bytes(k);
-            std.mem.writeInt(u32, k[0..4], @intCast(i), .little); // distinct
+            std.mem.writeInt(u16, k[0..2], @intCast(i), .little); // distinct
             t.put(shortKey(k[0..l.*]), l.*, &.{ @intCast(i), @intCast(i % 5), @intCast(n - i) });
         }
         try std.testing.expectEqual(n, t.count);
@@ -2934,8 +3049,8 @@ test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used
             // Marked where it sits (a lookup would move it home, and pieces at home never
             // need to shift back).
             const key = shortKey(k[0..l]);
-            var i = Short.home(key.h, t.entries.len);
-            while (t.entries[i].k0 != key.k0 or t.entries[i].v & 31 != l or (l > 8 and t.k1s[i] != key.k1)) i = (i + 1) % t.entries.len;
+            var i = T.home(key.h, t.entries.len);
+            while (t.entries[i].k0 != key.k0 or t.entries[i].v & 31 != l or T.k1Of(t.entries[i]) != key.k1) i = (i + 1) % t.entries.len;
             t.mark(i);
         }
         const slots_before = t.entries.len;
@@ -3059,14 +3174,15 @@ test "Big at its budget: a clock keeps the pieces found since its last sweep" {
     try std.testing.expectEqual(slots, b.slots.len); // compacted in place: memory kept
 }
 
-/// The aging tests' pieces: `aging_pieces` a set, 70% of 3 bytes (Short holds them) and the rest
-/// of 17..40 (Big), each set's pieces starting with its own byte of `tags`, distinct by bytes 1..2.
+/// The aging tests' pieces: `aging_pieces` a set, 60% of 3 bytes (Short holds them), 10% of 12
+/// (Wide, or Big if they have more than 6 ids) and the rest of 17..40 (Big), each set's pieces
+/// starting with its own byte of `tags`, distinct by bytes 1..2.
 const aging_pieces = 24000;
 const AgingSet = struct { bytes: [aging_pieces][40]u8, lens: [aging_pieces]usize };
 
 fn fillAgingSets(sets: []AgingSet, r: std.Random, tags: []const u8) void {
     for (sets, 0..) |*set, s| for (&set.bytes, &set.lens, 0..) |*p, *l, i| {
-        l.* = if (i % 10 < 7) 3 else 17 + r.uintLessThan(usize, 24);
+        l.* = if (i % 10 < 6) 3 else if (i % 10 == 6) 12 else 17 + r.uintLessThan(usize, 24);
         for (p[0..l.*]) |*c| c.* = "abcdefgh"[r.uintLessThan(usize, 8)];
         p[0] = tags[s]; // sets never share a piece
         std.mem.writeInt(u16, p[1..3], @intCast(i), .little); // distinct
@@ -3086,7 +3202,8 @@ fn expectAgingPiece(v: *const Vocab, sc: *Scratch, p: []const u8, got: *[40]u32,
 fn expectHeldOnly(c: *PieceCache, sets: []const AgingSet, keep: usize, buf: *[40]u32) !void {
     for (sets, 0..) |*set, s| for (&set.bytes, set.lens) |*p, l| {
         const piece = p[0..l];
-        const held = (l <= 16 and c.short.get(shortKey(piece), l, buf) != null) or testBigGet(&c.big, piece, buf) != null;
+        const in_short = if (l <= 8) c.short.get(shortKey(piece), l, buf) != null else l <= 16 and c.wide.get(shortKey(piece), l, buf) != null;
+        const held = in_short or testBigGet(&c.big, piece, buf) != null;
         try std.testing.expectEqual(s == keep, held);
     };
 }
@@ -3115,10 +3232,10 @@ test "piece caches age: once the text moves on, the tables keep only the new tex
     };
     for (0..4) |_| try Pass.run(v, &scratch, &sets[0], &got, &want);
     const c = scratch.cache.?;
-    try std.testing.expectEqual(@as(usize, aging_pieces), c.short.count + c.big.count);
+    try std.testing.expectEqual(@as(usize, aging_pieces), c.short.count + c.wide.count + c.big.count);
     try std.testing.expect(c.short.entries.len > Short.initial and c.big.slots.len > Big.min_slots);
     for (0..30) |_| try Pass.run(v, &scratch, &sets[1], &got, &want);
-    try std.testing.expectEqual(@as(usize, aging_pieces), c.short.count + c.big.count);
+    try std.testing.expectEqual(@as(usize, aging_pieces), c.short.count + c.wide.count + c.big.count);
     try expectHeldOnly(c, sets, 1, &got);
 }
 
@@ -3179,7 +3296,7 @@ test "snapshot: peek finds what add stored, duplicates are stored once, the last
     var holder: SnapHolder = .{};
     const n: usize = 1024;
     const sn = try std.heap.c_allocator.create(Snap);
-    sn.* = .{ .entries = mapTable(CacheEntry, n).?, .k1s = mapTable(u64, n).?, .count = 0, .refs = 0, .holder = &holder };
+    sn.* = .{ .entries = mapTable(ShortEntry, n).?, .count = 0, .refs = 0, .holder = &holder };
     _ = snap_bytes.fetchAdd(sn.bytes(), .monotonic);
     var prng = std.Random.DefaultPrng.init(7);
     const r = prng.random();
@@ -3193,13 +3310,13 @@ test "snapshot: peek finds what add stored, duplicates are stored once, the last
         k[1] = @intCast(i >> 8);
         const key = shortKey(k[0..l.*]);
         const v: u64 = l.* | (1 << 5) | (@as(u64, i) << 7);
-        try std.testing.expect(sn.add(.{ .k0 = key.k0, .v = v }, key.k1));
-        try std.testing.expect(sn.add(.{ .k0 = key.k0, .v = v }, key.k1)); // again: no second copy
+        try std.testing.expect(sn.add(.{ .k0 = key.k0, .v = v, .k1 = key.k1, .v2 = 0 }));
+        try std.testing.expect(sn.add(.{ .k0 = key.k0, .v = v, .k1 = key.k1, .v2 = 0 })); // again: no second copy
     }
     try std.testing.expectEqual(@as(usize, 600), sn.count);
     // 3/4 of 1024 = 768: the table refuses the 769th entry.
     var extra: usize = 0;
-    while (sn.add(.{ .k0 = 0xFFFF_0000 + extra, .v = 2 | (1 << 5) }, 0)) extra += 1;
+    while (sn.add(.{ .k0 = 0xFFFF_0000 + extra, .v = 2 | (1 << 5), .k1 = 0, .v2 = 0 })) extra += 1;
     try std.testing.expectEqual(@as(usize, 768), sn.count);
     var out: [3]u32 = undefined;
     for (keys, lens, 0..) |k, l, i| {
@@ -3219,7 +3336,7 @@ test "snapshot: peek finds what add stored, duplicates are stored once, the last
     try std.testing.expectEqual(@as(usize, 2), a.refs);
     // A new snapshot replaces it; the old one lives until its last holder lets go.
     const sn2 = try std.heap.c_allocator.create(Snap);
-    sn2.* = .{ .entries = mapTable(CacheEntry, n).?, .k1s = mapTable(u64, n).?, .count = 0, .refs = 0, .holder = &holder };
+    sn2.* = .{ .entries = mapTable(ShortEntry, n).?, .count = 0, .refs = 0, .holder = &holder };
     _ = snap_bytes.fetchAdd(sn2.bytes(), .monotonic);
     holder.swap(sn2);
     try std.testing.expectEqual(@as(usize, 1), a.refs);
@@ -3248,7 +3365,7 @@ test "snapshot: Big's pieces copied once, found with their ids, and read without
     }
     try std.testing.expectEqual(@as(usize, n), src.count);
     var holder: SnapHolder = .{};
-    var sn: Snap = .{ .entries = &.{}, .k1s = &.{}, .count = 0, .refs = 0, .holder = &holder };
+    var sn: Snap = .{ .entries = &.{}, .count = 0, .refs = 0, .holder = &holder };
     sn.big.slots = mapTable(u64, 8192).?;
     sn.big.arena = mapTable(u32, src.used).?;
     defer {
