@@ -955,15 +955,36 @@ const small_max = 96;
 /// Both growing tables count their memory in the thread's `tl_held`, kept under `threadCap()`,
 /// and age (`PieceCache.age`): once the text has moved on, they keep only the pieces it still
 /// uses, so a column does not pay for the tables of the text encoded before it.
-/// A short piece (a `Short` or `Snap` slot; v == 0: empty): its bytes 1..8 (`k0`) and 9..16
+/// A short piece (a `Wide` or `Snap` slot; v == 0: empty): its bytes 1..8 (`k0`) and 9..16
 /// (`k1`), zero-padded; its length and first ids packed in `v` as len (5 bits) | n (2 bits: ids
 /// here, up to 3) | three 19-bit ids; its 4th..6th ids, if any, in `v2` as their count (2 bits) |
 /// three 19-bit ids (0: none).
 ///
-/// Performance notes (session 30): these entries replaced 16-byte ones (k0 and v, up to 3 ids)
-/// with k1 in a side array at the same index, and pieces of 4..6 ids came from `Big` (after a
-/// failing walk of this table, Big's slot, then its arena entry). In-process A/B
-/// (bench/ab_builds.py, one thread, encode_arrow, 15-21 rounds; cl100k / o200k): see `shortPiece`.
+/// Performance notes (session 30). Until then one table held every short piece of up to 3 ids
+/// in 16-byte slots (k0, v), with k1 in a side array at the same index (read for pieces of 9+
+/// bytes: a second cache line), and pieces of 4+ ids came from `Big` after a failing walk of
+/// that table, then Big's slot, then its arena entry. perf (20k documents, cl100k, steady
+/// state): 29% of the encode loop's samples on the slot's first load; 145-252 MB/s for the first
+/// 1k / 4k documents' columns (tables in L2) against 192-219 for all 20k. An LRU model of a
+/// 12k-line L2 over the documents' lookups (cl100k) put the misses a lookup at 0.32 for that
+/// layout, 0.24 for one table of 32-byte slots, 0.20 for two tables split at 8 bytes.
+/// - One table of 32-byte slots (k1 inline, up to 6 ids; session 6 had measured such slots at
+///   0.91x on the documents): in-process A/B (bench/ab_builds.py, one thread, encode_arrow,
+///   15-21 rounds, both orders): documents 1.03-1.04x / 0.99-1.02x (cl100k / o200k), 200k lines
+///   0.95-0.98x / 1.03-1.06x, English 1.02x / 0.96x, code 1.02x, dictionary 1.02x, whole
+///   multilingual files 1.155x / 1.064x; but the corpus stream's later passes (ab_stream.py)
+///   0.50x: a third more bytes a piece, and a table that aging rebuilt smaller in the first
+///   pass could not grow back under the 32 MiB budget (old and new tables both count while it
+///   rehashes): 296k slots where the 16-byte layout kept 419k. With ARROWTOK_CACHE_MB=43 the
+///   same table ran the third pass at 1.16x the old layout's (also given 43), the second at
+///   0.64x (the drop and the growth back).
+/// - Two tables, `Short` (2..8 bytes, 16-byte `NarrowEntry`, up to 3 ids) and `Wide` (9..16
+///   bytes, these 32-byte slots, up to 6 ids): about the old bytes a piece, one line a lookup.
+///   The branch on the length costs ~18 instructions and 0.25 mispredicted branches a piece
+///   (callgrind, documents, cl100k: 179 -> 193 instructions, 1.33 -> 1.56 mispredictions);
+///   choosing the table by selects instead (stride, size, k1 and v2 read from a zero word for
+///   narrow slots) made it 211 and 1.55: not kept. A/B against the old layout: see
+///   `prefetch_min_slots` and the closing figures in bench/HISTORY.md (session 30).
 const ShortEntry = extern struct {
     k0: u64,
     v: u64,
@@ -1978,7 +1999,14 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
         }
         return shortMiss(v, cache, piece, key.k0, key.k1, key.h, out, scratch, write);
     }
-    // Non-ASCII pieces often have more than 3 ids (Big holds them): start Big's slot load
+    // Session 30: with pieces of 9..16 bytes and 4..6 ids in `Wide`, only a piece with a
+    // non-ASCII byte among its bytes 9..16 (likely 7+ ids: Big) prefetches Big's slot. Against
+    // any non-ASCII byte (below), none, and a non-ASCII piece of 2..8 bytes (A/B, 15 rounds,
+    // cl100k / o200k): documents 0.991 / 1.006x, 0.975 / 0.980x, 0.992 / 0.969x of this one;
+    // lines 1.015 / 1.027x, 1.015 / 1.034x, 1.002 / 1.023x; English 0.975 / 0.978x, 0.998 /
+    // 0.991x, 0.982 / 0.986x; whole multilingual files 0.972 / 0.991x, 0.991 / 0.953x, 0.988 /
+    // 0.955x: all near noise; this one for the whole files.
+    // Before: non-ASCII pieces often have more than 3 ids (Big holds them): start Big's slot load
     // while Short is probed. In-process A/B (bench/ab_builds.py, 15 rounds, cl100k / o200k):
     // 20k documents 1.029x / 1.155x (1.042x in a first run), multilingual 1.051x, English
     // 1.011x / 1.038x (its pieces are ASCII: the branch only). Session 26: any non-ASCII
