@@ -295,9 +295,14 @@ inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab
             if (!count) out[0] = v.byte_rank[piece[0]];
             break :blk 1;
         },
-        2...16 => blk: {
+        // (An arm a table: no second branch on the length in the lookup.)
+        2...8 => blk: {
             const key = if (pos + 16 <= wide.len) vocab_mod.shortKeyAt(wide, pos, piece.len) else vocab_mod.shortKey(piece);
-            break :blk try vocab_mod.shortPiece(!count, shared, v, piece, key, out, scratch);
+            break :blk try vocab_mod.shortPieceIn(false, !count, shared, v, piece, key, out, scratch);
+        },
+        9...16 => blk: {
+            const key = if (pos + 16 <= wide.len) vocab_mod.shortKeyAt(wide, pos, piece.len) else vocab_mod.shortKey(piece);
+            break :blk try vocab_mod.shortPieceIn(true, !count, shared, v, piece, key, out, scratch);
         },
         else => try vocab_mod.pieceLong(!count, v, piece, out, scratch),
     };

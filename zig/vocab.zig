@@ -1987,13 +1987,19 @@ pub inline fn encodePieceShort(v: *const Vocab, piece: []const u8, key: ShortKey
 /// holds a snapshot (`Snap`), looked up first; a compile-time flag, so that the encode loop
 /// of a job without one has no extra branch per piece.
 pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
+    return if (piece.len <= 8) shortPieceIn(false, write, shared, v, piece, key, out, scratch) else shortPieceIn(true, write, shared, v, piece, key, out, scratch);
+}
+
+/// `shortPiece` for a piece known to be of 9..16 bytes (`wide`) or 2..8: the encode loop's
+/// switch on the length picks it, with no second branch on the length here.
+pub inline fn shortPieceIn(comptime wide: bool, comptime write: bool, comptime shared: bool, v: *const Vocab, piece: []const u8, key: ShortKey, out: []u32, scratch: *Scratch) error{OutOfMemory}!usize {
     const cache = scratch.cache orelse return encodePieceUncached(v, piece, out, scratch);
     if (shared) {
         if (scratch.snap.?.peek(key, piece.len, out, write)) |n| {
             scratch.snap_hits += 1;
             return n;
         }
-        if (if (piece.len <= 8) cache.short.find(key, piece.len, out, write) else cache.wide.find(key, piece.len, out, write)) |n| {
+        if (if (wide) cache.wide.find(key, piece.len, out, write) else cache.short.find(key, piece.len, out, write)) |n| {
             scratch.own_hits += 1;
             return n;
         }
@@ -2048,10 +2054,8 @@ pub inline fn shortPiece(comptime write: bool, comptime shared: bool, v: *const 
     //   200k lines 0.981x, multilingual whole 0.968x. And without this prefetch at all: lines
     //   0.974x / 0.986x, documents 0.959x / 0.977x (o200k / cl100k), although callgrind counts
     //   ~12 instructions and 0.11 mispredicted branches a piece for its test.
-    if (key.k1 & 0x8080808080808080 != 0 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
-    if (piece.len <= 8) {
-        if (cache.short.find(key, piece.len, out, write)) |n| return n;
-    } else if (cache.wide.find(key, piece.len, out, write)) |n| return n;
+    if (wide and key.k1 & 0x8080808080808080 != 0 and cache.big.slots.len != 0) @prefetch(&cache.big.slots[@as(usize, @truncate(key.h)) & (cache.big.slots.len - 1)], .{});
+    if (if (wide) cache.wide.find(key, piece.len, out, write) else cache.short.find(key, piece.len, out, write)) |n| return n;
     return shortMiss(v, cache, piece, key.k0, key.k1, key.h, out, scratch, write);
 }
 
