@@ -980,11 +980,14 @@ const small_max = 96;
 ///   0.64x (the drop and the growth back).
 /// - Two tables, `Short` (2..8 bytes, 16-byte `NarrowEntry`, up to 3 ids) and `Wide` (9..16
 ///   bytes, these 32-byte slots, up to 6 ids): about the old bytes a piece, one line a lookup.
-///   The branch on the length costs ~18 instructions and 0.25 mispredicted branches a piece
-///   (callgrind, documents, cl100k: 179 -> 193 instructions, 1.33 -> 1.56 mispredictions);
-///   choosing the table by selects instead (stride, size, k1 and v2 read from a zero word for
-///   narrow slots) made it 211 and 1.55: not kept. A/B against the old layout: see
-///   `prefetch_min_slots` and the closing figures in bench/HISTORY.md (session 30).
+///   A branch on the length in `shortPiece` cost ~14 instructions and 0.23 mispredicted
+///   branches a piece (callgrind, documents, cl100k, one steady pass: 179 -> 193 instructions,
+///   1.33 -> 1.56 mispredictions); choosing the table by selects instead (stride, size, k1 and
+///   v2 read from a zero word for narrow slots) made it 211 and 1.55. The encode loop's switch
+///   on the length now has an arm for each table (`shortPieceIn`): 168 and 1.32. A/B against
+///   the old layout (15 rounds): documents 1.069x / 1.053x, lines 0.986x / 1.024x, English
+///   1.106x / 1.060x, code 1.028x / 1.016x; for the whole multilingual files, the corpus stream
+///   and `prefetch_min_slots` see bench/HISTORY.md (session 30).
 const ShortEntry = extern struct {
     k0: u64,
     v: u64,
