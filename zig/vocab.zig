@@ -1520,10 +1520,10 @@ fn unmapTable(comptime T: type, t: []T) void {
 }
 
 /// A thread's short pieces: `Short` (2..8 bytes, up to 3 ids, 16-byte `NarrowEntry` slots) and
-/// `Wide` (9..16 bytes, up to 6 ids, 32-byte `ShortEntry` slots). Linear probing at load <= 3/4; grows by half while the thread's budget
-/// allows; after that it is a clock (as `Big` is): lookups mark their entries, and once a quarter
-/// of its count of new pieces has been turned away, the entries no lookup found since the last
-/// sweep go (`put`). Aging rebuilds it with the entries used lately, or removes the others in
+/// `Wide` (9..16 bytes, up to 6 ids, 32-byte `ShortEntry` slots). Each is probed linearly at
+/// load <= 3/4 and grows by half while the thread's budget allows; after that it is a clock (as
+/// `Big` is): lookups mark their entries, and once a quarter of its count of new pieces has been
+/// turned away, the entries no lookup found since the last sweep go (`put`). Aging rebuilds it with the entries used lately, or removes the others in
 /// place by backward shift (`dropUnused`), so every probe chain stays intact.
 fn ShortTable(comptime wide: bool) type {
     return struct {
