@@ -299,18 +299,17 @@ inline fn emitPiece(comptime count: bool, comptime shared: bool, v: *const Vocab
         // second branch on the length: session 30, callgrind (20k documents, cl100k, one steady
         // pass) 193 -> 168 instructions and 1.56 -> 1.32 mispredicted branches a piece against
         // one arm and a branch in `shortPiece`; A/B 1.00-1.07x (code cl100k 1.07x).
-        2...8 => blk: {
-            const key = if (pos + 16 <= wide.len) vocab_mod.shortKeyAt(wide, pos, piece.len) else vocab_mod.shortKey(piece);
-            break :blk try vocab_mod.shortPieceIn(false, !count, shared, v, piece, key, out, scratch);
-        },
-        9...16 => blk: {
-            const key = if (pos + 16 <= wide.len) vocab_mod.shortKeyAt(wide, pos, piece.len) else vocab_mod.shortKey(piece);
-            break :blk try vocab_mod.shortPieceIn(true, !count, shared, v, piece, key, out, scratch);
-        },
+        2...8 => try vocab_mod.shortPieceIn(false, !count, shared, v, piece, pieceKey(wide, pos, piece), out, scratch),
+        9...16 => try vocab_mod.shortPieceIn(true, !count, shared, v, piece, pieceKey(wide, pos, piece), out, scratch),
         else => try vocab_mod.pieceLong(!count, v, piece, out, scratch),
     };
     sink.count += n;
     return if (count) 0 else n;
+}
+
+/// A short piece's key: two loads where 16 bytes from `pos` are readable, else built from the piece.
+inline fn pieceKey(wide: []const u8, pos: usize, piece: []const u8) vocab_mod.ShortKey {
+    return if (pos + 16 <= wide.len) vocab_mod.shortKeyAt(wide, pos, piece.len) else vocab_mod.shortKey(piece);
 }
 
 inline fn reserve(sink: *Sink, n: usize) !void {

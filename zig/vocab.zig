@@ -1190,7 +1190,7 @@ pub const snap_min_share = 4;
 const snap_max_bytes: usize = 8 << 20;
 var snap_bytes: std.atomic.Value(usize) = .init(0);
 
-/// A read-only table of short pieces (the layout and probing of `Short`), built at the end of
+/// A read-only table of short pieces (the layout of `Wide`, the probing of both), built at the end of
 /// a many-thread job from what its threads' tables held (`publishSnapshot`), then looked up by
 /// every thread of the next jobs before their own tables. Per-thread tables alone keep a copy
 /// of a column's common pieces on every thread: on 16 threads each has 1/16 of the budget and
@@ -1428,12 +1428,9 @@ fn fillSnapShort(v: *const Vocab, sn: *Snap, slots: []const *Scratch, old: ?*Sna
         }
         for (slots) |s| {
             const c = cacheFor(s, v) orelse continue;
-            for (c.short.entries) |e| {
-                if (e.v != 0 and !tmp.add(.{ .k0 = e.k0, .v = e.v, .k1 = 0, .v2 = 0 })) break :fill;
-            }
-            for (c.wide.entries) |e| {
-                if (e.v != 0 and !tmp.add(e)) break :fill;
-            }
+            inline for (.{ &c.short, &c.wide }) |t| for (t.entries) |e| {
+                if (e.v != 0 and !tmp.add(@TypeOf(t.*).wideOf(e))) break :fill;
+            };
         }
     }
     const n2 = @max(@as(usize, 1024), @min(tmp.count * 6 + 64, max_slots * 5 / 8) & ~@as(usize, 63));
@@ -1537,6 +1534,11 @@ fn ShortTable(comptime wide: bool) type {
 
         inline fn v2Of(e: E) u64 {
             return if (wide) e.v2 else 0;
+        }
+
+        /// The slot as a `ShortEntry` (a snapshot holds both tables' pieces in that layout).
+        inline fn wideOf(e: E) ShortEntry {
+            return .{ .k0 = e.k0, .v = e.v, .k1 = k1Of(e), .v2 = v2Of(e) };
         }
 
         entries: []E = &.{},
@@ -2864,6 +2866,15 @@ test "threadCap: the budget over the threads of the job a thread works for, at l
     try std.testing.expectEqual(@max(whole / 2, @as(usize, 1 << 20)), threadCap());
 }
 
+/// Tests: marks a stored piece's used bit at the slot it sits in, without moving it (as a
+/// lookup would).
+fn markWhereItSits(comptime T: type, t: *T, piece: []const u8) void {
+    const key = shortKey(piece);
+    var i = T.home(key.h, t.entries.len);
+    while (t.entries[i].k0 != key.k0 or t.entries[i].v & 31 != piece.len or T.k1Of(t.entries[i]) != key.k1) i = (i + 1) % t.entries.len;
+    t.mark(i);
+}
+
 /// A test piece length for `Short` (2..8 bytes) or `Wide` (9..16), by index.
 fn testLen(comptime T: type, i: usize) u8 {
     return @intCast(if (T == Wide) 9 + i % 8 else 2 + i % 7);
@@ -2933,8 +2944,7 @@ fn expectSweepKeepsFound(comptime Piece: type, t: anytype, buf: anytype, cap: us
 }
 
 test "Short: lookups move pieces to their home slots and every piece stays found" {
-    // Pieces of 2..16 bytes (both sides of the 8-byte k1 split), at the highest load the table
-    // reaches, looked up in a skewed random order (each hit past its home slot swaps it home),
+    // Pieces of each table's lengths (2..8, 9..16), at the highest load the table reaches, looked up in a skewed random order (each hit past its home slot swaps it home),
     // then rehashed by growth: every piece must still give its own ids, and none may be found
     // twice or lost. A swap that left a piece past an empty slot, or moved k1 wrongly for
     // pieces longer than 8 bytes, fails here.
@@ -3028,7 +3038,7 @@ test "Short and Wide: answers round-trip through put, find, moves, rehash, remov
         var holder: SnapHolder = .{};
         var sn: Snap = .{ .entries = mapTable(ShortEntry, 8192).?, .count = 0, .refs = 0, .holder = &holder };
         defer unmapTable(ShortEntry, sn.entries);
-        for (t.entries) |e| if (e.v != 0) try std.testing.expect(sn.add(.{ .k0 = e.k0, .v = e.v, .k1 = T.k1Of(e), .v2 = T.v2Of(e) }));
+        for (t.entries) |e| if (e.v != 0) try std.testing.expect(sn.add(T.wideOf(e)));
         var out: [16]u32 = undefined;
         for (keys, lens, ids, cnt) |k, l, d, c| {
             try std.testing.expectEqual(@as(?usize, c), sn.peek(shortKey(k[0..l]), l, &out, true));
@@ -3040,10 +3050,7 @@ test "Short and Wide: answers round-trip through put, find, moves, rehash, remov
         for (keys, lens, &keep) |k, l, *kp| {
             kp.* = r.boolean();
             if (!kp.*) continue;
-            const key = shortKey(k[0..l]);
-            var i = T.home(key.h, t.entries.len);
-            while (t.entries[i].k0 != key.k0 or t.entries[i].v & 31 != l or T.k1Of(t.entries[i]) != key.k1) i = (i + 1) % t.entries.len;
-            t.mark(i);
+            markWhereItSits(T, &t, k[0..l]);
         }
         t.dropUnused();
         t.marking = false;
@@ -3087,10 +3094,7 @@ test "Short aging: a rebuild, or removal in place, keeps exactly the pieces used
             kept += 1;
             // Marked where it sits (a lookup would move it home, and pieces at home never
             // need to shift back).
-            const key = shortKey(k[0..l]);
-            var i = T.home(key.h, t.entries.len);
-            while (t.entries[i].k0 != key.k0 or t.entries[i].v & 31 != l or T.k1Of(t.entries[i]) != key.k1) i = (i + 1) % t.entries.len;
-            t.mark(i);
+            markWhereItSits(T, &t, k[0..l]);
         }
         const slots_before = t.entries.len;
         if (in_place) t.dropUnused() else t.age(null);
