@@ -1958,6 +1958,13 @@ pub inline fn shortKeyAt(text: []const u8, pos: usize, len: usize) ShortKey {
     return .{ .k0 = k0, .k1 = k1, .h = shortHash(k0, k1, len) };
 }
 
+/// `shortKeyAt` for a piece of 2..8 bytes: its second word is 0, not loaded, and the hash
+/// multiplies by a constant (`pos + 8 <= text.len`).
+pub inline fn shortKeyAtNarrow(text: []const u8, pos: usize, len: usize) ShortKey {
+    const k0 = if (comptime has_bmi2) bzhi(read64(text[pos..]), 8 * @as(u64, len)) else read64(text[pos..]) & key_masks[len][0];
+    return .{ .k0 = k0, .k1 = 0, .h = shortHash(k0, 0, len) };
+}
+
 const has_bmi2 = @import("builtin").cpu.arch == .x86_64 and std.Target.x86.featureSetHas(@import("builtin").cpu.features, .bmi2);
 
 inline fn bzhi(x: u64, n: u64) u64 {
