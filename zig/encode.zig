@@ -258,7 +258,9 @@ inline fn fullBlock(b: usize, avail: usize, w: usize, room_end: usize) bool {
 /// on first use; no branch on the length): callgrind on the 20k documents (cl100k, per call)
 /// +8.4M instructions, -163k mispredicted branches; A/B code 1.00-1.08x, English cl100k
 /// 1.03x, 20k documents 1.00-1.04x, lines 0.98-1.02x, multilingual 0.99x, dictionary o200k
-/// 0.95-1.00x: about +1% overall, in the noise.
+/// 0.95-1.00x: about +1% overall, in the noise. Session 31, again on the Intel machine (after
+/// the full-block change): callgrind 156 -> 164 instructions and 1.29 -> 1.12 mispredicted
+/// branches a piece; A/B 20k documents 0.993x, lines 0.974x, English 1.052x. Not kept.
 const count_ones = true;
 
 /// Block scanning for cl100k and o200k (false: the scalar scanner only; for A/B timing).
@@ -307,6 +309,12 @@ const use_blocks = true;
 /// (callgrind, 20k documents: ~160 a piece, scanners included) and ~1.35 mispredicted
 /// branches a piece (the piece-length switch 0.19, Short's compare 0.18, the scalar scanner
 /// 0.34 for its 12% of the bytes).
+/// Session 31 (a 2-core Sapphire Rapids VM at 2.0 GHz, 2 MiB L2 a core, where the 20k
+/// documents ran at ~0.35x of the AMD machine's speed and their first 500 rows, repeated to the
+/// same size, 1.56x faster a byte than all 20k rows): prefetching from 2^15 slots (so on the
+/// documents' and lines' tables too) 0.944x / 0.955x (documents, cl100k / o200k), lines
+/// 0.966x; the same with `prefetcht1` (to L2, as gigatoken stages a chunk ahead) 0.975x /
+/// 0.975x; every piece table of 256 KiB or more on huge pages 0.995x / 1.031x. Not kept.
 inline fn prefetchBlock(wide: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
     var m = mask & ~@as(u64, 1);
     var s: usize = b;
