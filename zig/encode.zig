@@ -314,7 +314,12 @@ const use_blocks = true;
 /// same size, 1.56x faster a byte than all 20k rows): prefetching from 2^15 slots (so on the
 /// documents' and lines' tables too) 0.944x / 0.955x (documents, cl100k / o200k), lines
 /// 0.966x; the same with `prefetcht1` (to L2, as gigatoken stages a chunk ahead) 0.975x /
-/// 0.975x; every piece table of 256 KiB or more on huge pages 0.995x / 1.031x. Not kept.
+/// 0.975x; every piece table of 256 KiB or more on huge pages 0.995x / 1.031x; both (huge
+/// pages and the prefetch from 2^15 slots), four A/B runs of 15-21 rounds in both orders:
+/// 0.93-1.13x, median ~0.97x. Not kept. Yet callgrind's cache simulation with this machine's
+/// L1d (48 KiB, 12-way) and L2 (2 MiB, 16-way) as its last level counts, in a steady pass of
+/// the documents (cl100k), 0.77 L1d and 0.29 L2 read misses a piece, ~0.2 of the latter in
+/// the short-table lookups: what keeps a prefetch from hiding them is not known.
 inline fn prefetchBlock(wide: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
     var m = mask & ~@as(u64, 1);
     var s: usize = b;
