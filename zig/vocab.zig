@@ -1520,8 +1520,9 @@ fn unmapTable(comptime T: type, t: []T) void {
 /// `Wide` (9..16 bytes, up to 6 ids, 32-byte `ShortEntry` slots). Each is probed linearly at
 /// load <= 3/4 and grows by half while the thread's budget allows; after that it is a clock (as
 /// `Big` is): lookups mark their entries, and once a quarter of its count of new pieces has been
-/// turned away, the entries no lookup found since the last sweep go (`put`). Aging rebuilds it with the entries used lately, or removes the others in
-/// place by backward shift (`dropUnused`), so every probe chain stays intact.
+/// turned away, the entries no lookup found since the last sweep go (`put`). Aging rebuilds it
+/// with the entries used lately, or removes the others in place by backward shift
+/// (`dropUnused`), so every probe chain stays intact.
 fn ShortTable(comptime wide: bool) type {
     return struct {
         const Self = @This();
@@ -2957,8 +2958,9 @@ fn expectSweepKeepsFound(comptime Piece: type, t: anytype, buf: anytype, cap: us
 }
 
 test "Short: lookups move pieces to their home slots and every piece stays found" {
-    // Pieces of each table's lengths (2..8, 9..16), at the highest load the table reaches, looked up in a skewed random order (each hit past its home slot swaps it home),
-    // then rehashed by growth: every piece must still give its own ids, and none may be found
+    // Pieces of each table's lengths (2..8, 9..16), at the highest load the table reaches,
+    // looked up in a skewed random order (each hit past its home slot swaps it home), then
+    // rehashed by growth: every piece must still give its own ids, and none may be found
     // twice or lost. A swap that left a piece past an empty slot, or moved k1 wrongly for
     // pieces longer than 8 bytes, fails here.
     inline for (.{ Short, Wide }) |T| {
