@@ -29,12 +29,17 @@
 //!   when there are two or more. At the end of the text `\s++$` takes the whole rest instead.
 //!
 //! ASCII is classified, plus U+2010..U+2027 (E2 80 90..A7: dashes, quotation marks,
-//! bullets, the ellipsis; all punctuation), whose three bytes are punctuation bytes in place
-//! (the one rule that counts code points, a single punctuation code point as a word's prefix,
-//! looks four bytes back instead of two after one of them), and multi-byte letters, each byte
-//! of which takes the letter's class (cl100k: any \p{L} but ſ; o200k: Lu/Lt as uppercase, Ll
-//! as lowercase): no rule looks inside a letter run, so only the bytes' classes matter there.
-//! The first other non-ASCII code point in a block is replaced by an ASCII byte of the same
+//! bullets, the ellipsis; all punctuation), whose three bytes are punctuation bytes in place,
+//! and the other multi-byte code points but digits and whitespace: letters, each byte of which
+//! takes the letter's class (cl100k: any \p{L} but ſ; o200k: Lu/Lt as uppercase, Ll as
+//! lowercase): no rule looks inside a letter run, so only the bytes' classes matter there; and
+//! punctuation (`[^\s\p{L}\p{N}]`, for cl100k marks too), each byte of which is a punctuation
+//! byte. The one rule that counts code points (a single punctuation code point as a word's
+//! prefix) looks two bytes back past the previous code point's length. Code points whose
+//! class vector compares give (`vectorClass`, `vectorClass3`: Latin-1, Cyrillic, CJK, kana,
+//! Hangul, CJK punctuation) are classified 64 at a time; a loop takes the others one by one
+//! through the property table. The first code point not classified (a non-ASCII digit or
+//! whitespace, ſ, one that runs past the block) is replaced by an ASCII byte of the same
 //! class for these rules (letter 'x', ſ 's' since it is a contraction letter, digit '0',
 //! whitespace '\t', other '#'), and nothing after it is decided. Whatever the block
 //! cannot decide (a whitespace run whose end lies past what was looked at, the end of the text
@@ -44,8 +49,12 @@
 //! o200k_base differs in three places: a word ends where a lowercase letter meets an uppercase
 //! one; a contraction right after a word's letters belongs to that word's piece (and a piece
 //! starts after it); the punctuation piece also takes slashes after its newlines (`[\r\n/]*`),
-//! and at the end of the text `\s+(?!\S)` takes the whole last run. Its Lm/Lo/M letters, which
-//! are in both of its case classes, have no ASCII stand-in: the block ends before them.
+//! and at the end of the text `\s+(?!\S)` takes the whole last run. Its Lm/Lo/M letters are
+//! in both of its case classes (`[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+`,
+//! with backtracking): taken as lowercase, a letter run splits exactly as the regex splits it
+//! unless one of them is directly followed by an uppercase letter ("bAc" is one piece, not
+//! "b" "Ac"); and a mark, which is also `[^\s\p{L}\p{N}]`, can join a punctuation run ("!!" and
+//! a combining accent are one piece). A block with either decides nothing.
 //!
 //! tests: the Zig tests below compare every start against pretok.nextPieceEnd on random texts
 //! from every start of the text, for both patterns (a mutation of any rule above fails them);
@@ -108,6 +117,22 @@
 //!   lead byte (and continuation range) decides, 64 at a time: callgrind blockStarts docs
 //!   cl100k 76.9M -> 72.4M instructions, multilingual o200k 20.9M -> 15.4M (mispredicted
 //!   branches 58k -> 46k); A/B docs cl100k 1.035x / 1.027x, others 0.99-1.04x.
+//! - Session 32 (a 2-core Intel VM; callgrind --branch-sim on the x86-64-v3 build, one steady
+//!   pass, `bench/callgrind_pass.py`; instructions / mispredicted branches, base -> this):
+//!   multi-byte punctuation (and cl100k's marks) in place as punctuation bytes, o200k's
+//!   Lm/Lo/M letters in place as lowercase (with the two exceptions in the header), the common
+//!   three-byte code points by vector compares (`vectorClass3`), and `worthBlocks` counting
+//!   lead bytes E3..ED as classified (so rows of Japanese, Chinese and Korean go to blocks):
+//!   20k documents cl100k 134.5M / 1.10M -> 137.2M / 1.09M, o200k 133.4M / 1.04M -> 135.6M /
+//!   1.00M; 200k lines cl100k 375.2M / 1.94M -> 376.6M / 1.95M, o200k 380.4M / 1.88M ->
+//!   384.8M / 1.70M; multilingual cl100k 49.3M / 0.43M -> 48.8M / 0.37M. The rows moved to
+//!   blocks cost the blocks about what they saved the scalar scanner: their pieces are long
+//!   (CJK text is split at punctuation only), so a block decides few of them, and the next
+//!   block starts at the last piece start (about 50 bytes on from the last, simulated).
+//!   In-process A/B (bench/ab_builds.py, x86-64-v4 build, 15-21 rounds, both orders; the
+//!   machine's speed swung 1.5x between runs): multilingual cl100k 1.048x / 1.011x, o200k
+//!   1.007x / 1.032x; 200k lines o200k 1.023x / 1.032x, cl100k 0.995x / 1.000x; 20k
+//!   documents 0.93-1.06x over eight runs (neutral by callgrind).
 const std = @import("std");
 const pretok = @import("pretok.zig");
 const ut = @import("unicode_tables.zig");
@@ -255,20 +280,26 @@ inline fn foreignBytes(comptime pat: Pat, v: V) usize {
     return (@popCount(bits(v >= sp(0x80))) - 3 * @popCount(g)) -| letterBytes(pat, v);
 }
 
-/// Bytes of the chunk's two-byte code points whose lead byte starts a range of mostly letters
-/// that blocks classify in place (an estimate for `worthBlocks`; the blocks check each one):
-/// U+00C0..U+02FF (Latin), U+0380..U+057F (Greek, Cyrillic, Armenian) and, for cl100k only
-/// (o200k's Lo letters end a block), U+05C0..U+06FF (Hebrew, Arabic). Three-byte letters (CJK,
-/// kana, Hangul, Indic) are classified in place too, but text made of them stays with the
-/// scalar scanner: counted as letters here, they made the 20k documents and the multilingual
-/// files slower than without (one interleaved run, cl100k, against the code before either:
-/// 1.07x and 0.94x with them, 1.15x and 1.03x without); a block's loop per code point costs
-/// more than the scalar scanner's letter run.
+/// Bytes of the chunk's code points that blocks classify in place, estimated from lead bytes
+/// (for `worthBlocks`; the blocks check each one): two-byte U+00C0..U+02FF (Latin),
+/// U+0380..U+057F (Greek, Cyrillic, Armenian), U+05C0..U+06FF (Hebrew, Arabic); three-byte
+/// U+3000..U+DFFF (CJK, kana, Hangul: `vectorClass3`). Session 26 had found three-byte letters
+/// not worth a block (counted here, they made the 20k documents and the multilingual files
+/// slower: a block's loop per code point cost more than the scalar scanner's letter run);
+/// session 32 classifies the common ones 64 at a time (see the performance notes above).
 inline fn letterBytes(comptime pat: Pat, v: V) usize {
     var two = bits((v -% sp(0xC3)) < sp(0xCC - 0xC3)) | bits((v -% sp(0xCE)) < sp(0xD6 - 0xCE));
-    if (pat == .cl100k) two |= bits((v -% sp(0xD7)) < sp(0xDC - 0xD7));
-    return 2 * @popCount(two);
+    if (pat == .cl100k or three_in_worth) two |= bits((v -% sp(0xD7)) < sp(0xDC - 0xD7));
+    var n = 2 * @popCount(two);
+    // Three-byte: the lead bytes E3..ED (U+3000..U+DFFF: CJK, kana, Hangul), most of whose
+    // code points `vectorClass3` takes.
+    if (three_in_worth) n += 3 * @popCount(bits((v -% sp(0xE3)) < sp(0xEE - 0xE3)));
+    return n;
 }
+
+/// Whether `worthBlocks` counts the code points of `vectorClass3` (and o200k's Hebrew and
+/// Arabic letters) as classified in place.
+const three_in_worth = true;
 
 /// What a block decided.
 pub const Starts = struct {
@@ -285,15 +316,19 @@ pub const Starts = struct {
 pub const Pat = enum { cl100k, o200k };
 
 /// How a block classifies a multi-byte code point with properties `p` in place: 1 = a letter
-/// (cl100k) or an uppercase / titlecase letter (o200k), 2 = a lowercase letter (o200k), 0 =
-/// not in place (the block ends there). ſ (U+017F, which `(?i)` matches as the contraction
-/// letter s) is left to the stand-in path (`two_byte_class`).
+/// (cl100k) or an uppercase / titlecase letter (o200k), 2 = a lowercase letter (o200k), 3 =
+/// punctuation (`[^\s\p{L}\p{N}]`; for o200k also not \p{M}), 4 = o200k's Lm / Lo letters
+/// and 5 its marks (in both of its case classes), 0 = not in place (digits and whitespace: the
+/// block ends there). ſ (U+017F, which `(?i)` matches as the contraction letter s) is left to
+/// the stand-in path (`two_byte_class`).
 inline fn inPlaceClass(comptime pat: Pat, p: u8) u8 {
-    if (pat == .cl100k) return @intFromBool(p & letter != 0);
-    if (p & (ut.Lm | ut.Lo | ut.M) != 0) return 0;
+    if (p & (ut.N | ut.WS) != 0) return 0;
+    if (pat == .cl100k) return if (p & letter != 0) 1 else 3;
+    if (p & ut.M != 0) return 5;
+    if (p & (ut.Lm | ut.Lo) != 0) return 4;
     if (p & (ut.Lu | ut.Lt) != 0) return 1;
     if (p & ut.Ll != 0) return 2;
-    return 0;
+    return 3;
 }
 
 /// `inPlaceClass` of every two-byte code point (U+0080..U+07FF), indexed by the code point.
@@ -347,6 +382,35 @@ comptime {
             }
         }
     }
+}
+
+/// Leads of the three-byte code points that vector compares classify (each followed by its two
+/// continuation bytes in the block, `leads`): `letter` the CJK ideographs (U+3400..U+4DBF,
+/// U+4E00..U+9FFF), Hangul syllables (U+AC00..U+D77F) and kana (U+3041..U+3096,
+/// U+30A1..U+30FF but U+30FB), all Lo or Lm (cl100k: `inPlaceClass` 1, o200k: 4); `punct` the
+/// CJK brackets and stops (U+3001..U+3003, U+3008..U+3011, U+3014..U+301F) and the fullwidth
+/// ones (U+FF01..U+FF0F, U+FF1A..U+FF20): `inPlaceClass` 3. Japanese, Chinese and Korean text
+/// is mostly these; the loop in `blockStarts` took them one at a time through the property
+/// table. A Zig test checks every three-byte code point against the table.
+const VC3 = struct { letter: u64, punct: u64 };
+
+inline fn vectorClass3(v: V, leads: u64) VC3 {
+    const nx = std.simd.shiftElementsLeft(v, 1, 0);
+    const nx2 = std.simd.shiftElementsLeft(v, 2, 0);
+    const e3 = bits(v == sp(0xE3));
+    const e4 = bits(v == sp(0xE4));
+    const n81 = bits(nx == sp(0x81));
+    const n82 = bits(nx == sp(0x82));
+    const n83 = bits(nx == sp(0x83));
+    const han = bits((v -% sp(0xE5)) < sp(5)) | (e4 & ~bits(nx == sp(0xB7))) | (e3 & bits(nx >= sp(0x90)));
+    const hangul = (bits(v == sp(0xEA)) & bits(nx >= sp(0xB0))) | bits((v -% sp(0xEB)) < sp(2)) |
+        (bits(v == sp(0xED)) & bits(nx < sp(0x9E)));
+    const kana = e3 & ((n81 & bits(nx2 >= sp(0x81))) | (n82 & (bits(nx2 <= sp(0x96)) | bits(nx2 >= sp(0xA1)))) |
+        (n83 & ~bits(nx2 == sp(0xBB))));
+    const cjk_p = e3 & bits(nx == sp(0x80)) & (bits((nx2 -% sp(0x81)) < sp(3)) | bits((nx2 -% sp(0x88)) < sp(10)) |
+        bits((nx2 -% sp(0x94)) < sp(12)));
+    const full_p = bits(v == sp(0xEF)) & bits(nx == sp(0xBC)) & (bits((nx2 -% sp(0x81)) < sp(15)) | bits((nx2 -% sp(0x9A)) < sp(7)));
+    return .{ .letter = (han | hangul | kana) & leads, .punct = (cjk_p | full_p) & leads };
 }
 
 /// ASCII stand-in for the (valid, non-ASCII) code point at text[i], for the pattern's rules:
@@ -420,12 +484,20 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
     const g_lead = bits(v == sp(0xE2)) & (bits(v == sp(0x80)) >> 1) & (bits((v -% sp(0x90)) < sp(0x18)) >> 2);
     var G = g_lead | (g_lead << 1) | (g_lead << 2);
     var hi = bits(v >= sp(0x80)) & upTo(n - 1) & ~G;
-    // Multi-byte letters classified in place (every byte of the code point takes its class),
-    // in order, up to the first code point that is not one (or that runs past the block):
-    // cl100k's \p{L} in `LA`; o200k's Lu/Lt in `LA` and Ll in `LB` (its Lm/Lo/M letters are
-    // in both case classes: the block still ends at them).
+    // Multi-byte code points classified in place (every byte of the code point takes its
+    // class), in order, up to the first code point that is not one (or that runs past the
+    // block): cl100k's \p{L} in `LA`; o200k's Lu/Lt in `LA` and Ll in `LB`; punctuation in `PX`
+    // (with `lead2` / `lead4` the leads of its two- and four-byte code points; three-byte ones
+    // join `g_lead`); o200k's Lm/Lo/M letters in `BX` (and the marks' leads in `mlead`), which
+    // take the lowercase class (see below).
     var LA: u64 = 0;
     var LB: u64 = 0;
+    var PX: u64 = 0;
+    var BX: u64 = 0;
+    var lead2: u64 = 0;
+    var lead3: u64 = 0;
+    var lead4: u64 = 0;
+    var mlead: u64 = 0;
     if (hi != 0) {
         // Two-byte letters whose lead byte (and continuation range) says the class, 64 at a
         // time (`vectorClass`); the loop takes the others, in order, and what the vector marked
@@ -433,7 +505,14 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
         const vc = vectorClass(pat, v, hi & (if (n >= 2) upTo(n - 2) else 0));
         LA = vc.a | (vc.a << 1);
         LB = vc.b | (vc.b << 1);
-        var m = hi & ~(LA | LB);
+        if (hi & bits(v >= sp(0xE0)) != 0) {
+            const v3 = vectorClass3(v, hi & (if (n >= 3) upTo(n - 3) else 0));
+            const l3 = v3.letter | (v3.letter << 1) | (v3.letter << 2);
+            if (pat == .cl100k) LA |= l3 else BX |= l3;
+            PX |= v3.punct | (v3.punct << 1) | (v3.punct << 2);
+            lead3 |= v3.punct;
+        }
+        var m = hi & ~(LA | LB | BX | PX);
         while (m != 0) {
             const k: usize = @ctz(m);
             const c0 = text[b + k];
@@ -447,9 +526,26 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
                 if (k + cl > n) break;
                 cls = inPlaceClass(pat, pretok.charAt(text, b + k).p);
             }
-            if (cls == 0) break;
             const span = ((@as(u64, 1) << @intCast(cl)) - 1) << @intCast(k);
-            if (cls == 1) LA |= span else LB |= span;
+            const at = @as(u64, 1) << @intCast(k);
+            switch (cls) {
+                1 => LA |= span,
+                2 => LB |= span,
+                3 => {
+                    PX |= span;
+                    switch (cl) {
+                        2 => lead2 |= at,
+                        3 => lead3 |= at,
+                        else => lead4 |= at,
+                    }
+                },
+                4 => BX |= span,
+                5 => {
+                    BX |= span;
+                    mlead |= at;
+                },
+                else => break,
+            }
             m &= ~span;
         }
         hi = m;
@@ -457,6 +553,12 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
             const below = (@as(u64, 1) << @intCast(@ctz(hi))) - 1;
             LA &= below;
             LB &= below;
+            PX &= below;
+            BX &= below;
+            lead2 &= below;
+            lead3 &= below;
+            lead4 &= below;
+            mlead &= below;
         }
     }
     if (hi != 0) {
@@ -482,17 +584,24 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
     }
 
     const UP = bits((v -% sp('A')) < sp(26)) | (if (pat == .o200k) LA else 0);
-    const LW = bits((v -% sp('a')) < sp(26)) | LB;
+    const LW = bits((v -% sp('a')) < sp(26)) | LB | BX;
     const L = UP | LW | (if (pat == .cl100k) LA else 0);
     const N = bits((v -% sp('0')) < sp(10));
     const SP = bits(v == sp(' '));
     const OW = bits(v == sp('\t')) | bits(v == sp(0x0B)) | bits(v == sp(0x0C));
     const NL = bits(v == sp('\n')) | bits(v == sp('\r'));
-    const HI = bits(v >= sp(0x80)) & ~G & ~(LA | LB);
-    const g3 = (g_lead << 2) & G; // their third bytes
+    const HI = bits(v >= sp(0x80)) & ~G & ~(LA | LB | PX | BX);
     const W = SP | OW | NL;
     const R = SP | OW;
     const P = ~(L | N | W | HI);
+    if (pat == .o200k and BX != 0) {
+        // o200k's Lm/Lo/M letters (`BX`) are in both case classes. Taken as lowercase, a run
+        // of letters splits as the regex splits it unless one of them is followed by an
+        // uppercase letter ("bAc" is one piece: `upper*` takes "bA"). And a mark after
+        // punctuation can join the punctuation's piece (" !\u{301}", "!!\u{301}"). Either way
+        // the block decides nothing (rare in text).
+        if ((BX & (UP >> 1)) | (mlead & (P << 1)) != 0) return .{ .mask = 1, .top = 0, .cut = true };
+    }
     const Q = bits(v == sp('\''));
     const SL = if (pat == .o200k) early(bits(v == sp('/'))) else 0;
 
@@ -554,9 +663,14 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
     const Pu = P & ~A; // punctuation that is not absorbed
     const pPu = Pu << 1;
     // The code point before the one before: two bytes back, or four after a three-byte one.
-    const pg3 = g3 << 1;
-    const p2Pu = ((Pu << 2) & ~pg3) | ((Pu << 4) & pg3);
-    const p2SPc = ((SP << 2) & ~pg3) | ((SP << 4) & pg3);
+    // (After a multi-byte punctuation code point: two bytes back past its length.)
+    const g3 = ((g_lead << 2) & G) | (lead3 << 2); // third bytes of three-byte punctuation
+    const e2 = lead2 << 2;
+    const e3 = g3 << 1;
+    const e4 = lead4 << 4;
+    const e1 = ~(e2 | e3 | e4);
+    const p2Pu = ((Pu << 2) & e1) | ((Pu << 3) & e2) | ((Pu << 4) & e3) | ((Pu << 5) & e4);
+    const p2SPc = ((SP << 2) & e1) | ((SP << 3) & e2) | ((SP << 4) & e3) | ((SP << 5) & e4);
     const E = W & ~A;
     const pE = E << 1;
     // First whitespace of a run (after absorbed newlines).
@@ -687,6 +801,10 @@ test "block starts equal the scalar scanner on random texts" {
         "µ", "ª", "×", "÷", "«", "»", "²", "\u{212A}", "ﬀ", "𝐀", "𝐚", "𠀀", "क", "ि", "ก", "ั", "Ⅻ", "Ｄ", "ｄ", "\u{0345}", "ͺ", "΄",
         "϶", "\u{0378}", "\u{0530}", "'Ж", "Ж's", "é's", "'é", "Ǆ", "ǆ", "ſt", "\u{0482}", "\u{0488}", "ǅe", "ĲĳĴ",
         "Ѐ", "я", "ѐ", "џ", "Ѡѡ", "Þ", "À", "ÿ", "Ā", "ƀ", "ʯ", "Ӏ", "ڀ", "ÀÞßàÿ", "ЀЯаяѐџ",
+        // Multi-byte punctuation and marks (in place), o200k's Lm/Lo/M letters next to cased ones.
+        "«", "»", "¿", "£", "©", "、", "。", "「", "」", "！", "，", "ー", "々", "日A", "Ab日", "日a", "a日", "!\u{301}",
+        " !\u{301}", "!!\u{301}", "日's", "\u{903}", "।", "🙂", "\u{200D}", "\u{1F3FB}", "\u{901}", "ा", "हिन्दी", "«»", "¿¡",
+        "\u{301}\u{301}", "Éa", "ʰA", "ʰa", "Aʰ", "日\u{301}A",
     };
     var prng = std.Random.DefaultPrng.init(0xA11CE);
     const rnd = prng.random();
@@ -706,6 +824,34 @@ test "block starts equal the scalar scanner on random texts" {
         if (buf.items.len == 0) continue;
         try checkText(buf.items, gpa);
     }
+}
+
+test "vectorClass3 agrees with the property table on every three-byte code point" {
+    var seen_letter: usize = 0;
+    var seen_punct: usize = 0;
+    for (0x800..0x10000) |cp| {
+        if (cp >= 0xD800 and cp < 0xE000) continue; // surrogates: not UTF-8
+        var arr: [64]u8 = @splat(' ');
+        arr[0] = @intCast(0xE0 | (cp >> 12));
+        arr[1] = @intCast(0x80 | ((cp >> 6) & 0x3F));
+        arr[2] = @intCast(0x80 | (cp & 0x3F));
+        const vc = vectorClass3(arr, 1);
+        const p = ut.props(@intCast(cp));
+        if (vc.letter & 1 != 0) {
+            seen_letter += 1;
+            try std.testing.expectEqual(@as(u8, 1), inPlaceClass(.cl100k, p));
+            try std.testing.expectEqual(@as(u8, 4), inPlaceClass(.o200k, p));
+        }
+        if (vc.punct & 1 != 0) {
+            seen_punct += 1;
+            try std.testing.expectEqual(@as(u8, 3), inPlaceClass(.cl100k, p));
+            try std.testing.expectEqual(@as(u8, 3), inPlaceClass(.o200k, p));
+        }
+        try std.testing.expect(vc.letter & vc.punct == 0);
+    }
+    // The ranges in vectorClass3's doc comment (a range that no longer matches fails here).
+    try std.testing.expectEqual(@as(usize, (0x4DC0 - 0x3400) + (0xA000 - 0x4E00) + (0xD780 - 0xAC00) + (0x3097 - 0x3041) + (0x3100 - 0x30A1 - 1)), seen_letter);
+    try std.testing.expectEqual(@as(usize, 3 + 10 + 12 + 15 + 7), seen_punct);
 }
 
 test "block starts on long runs" {
