@@ -133,6 +133,11 @@
 //!   machine's speed swung 1.5x between runs): multilingual cl100k 1.048x / 1.011x, o200k
 //!   1.007x / 1.032x; 200k lines o200k 1.023x / 1.032x, cl100k 0.995x / 1.000x; 20k
 //!   documents 0.93-1.06x over eight runs (neutral by callgrind).
+//!   Not kept: the loop over the code points left after the vector classes without a branch
+//!   on the class (a class per property byte, two- and three-byte code points decoded without
+//!   a branch on the length, selects into the masks): blockStarts 33.7M -> 36.7M instructions
+//!   (documents cl100k), 39.0M -> 42.9M (o200k), mispredicted branches unchanged: the class
+//!   branches were predictable (runs of one script).
 const std = @import("std");
 const pretok = @import("pretok.zig");
 const ut = @import("unicode_tables.zig");
