@@ -138,6 +138,11 @@
 //!   a branch on the length, selects into the masks): blockStarts 33.7M -> 36.7M instructions
 //!   (documents cl100k), 39.0M -> 42.9M (o200k), mispredicted branches unchanged: the class
 //!   branches were predictable (runs of one script).
+//!   Not kept either: Greek (CE/CF), Hebrew and Arabic letters (D7..DB) in `vectorClass`
+//!   (250k trips of the loop a pass of the 200k lines): lines 384.8M -> 380.1M instructions
+//!   (o200k), 376.6M -> 372.1M (cl100k), but documents 137.2M -> 138.8M (cl100k), 135.6M ->
+//!   138.2M (o200k), mispredicted branches -1 to -2%: the compares cost every block with a
+//!   non-ASCII byte.
 const std = @import("std");
 const pretok = @import("pretok.zig");
 const ut = @import("unicode_tables.zig");
