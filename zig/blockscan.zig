@@ -253,7 +253,7 @@ const scan_cap = 64;
 /// The U+2010..U+2027 punctuation and the multi-byte letters that blocks classify in place do
 /// not count (English dialogue rows, a third of whose bytes can be curly quotes, went to the
 /// scalar scanner); the letters are estimated from their lead bytes (`letterBytes`).
-pub fn worthBlocks(comptime pat: Pat, text: []const u8, avail: usize) bool {
+pub fn worthBlocks(text: []const u8, avail: usize) bool {
     // Non-ASCII bytes first (one compare a chunk); the corrections only when they are too
     // many without them.
     var raw: usize = 0;
@@ -264,8 +264,8 @@ pub fn worthBlocks(comptime pat: Pat, text: []const u8, avail: usize) bool {
     if (raw * 16 <= text.len) return true;
     var hi: usize = 0;
     i = 0;
-    while (i + 64 <= text.len) : (i += 64) hi += foreignBytes(pat, text[i..][0..64].*);
-    hi += foreignBytes(pat, last);
+    while (i + 64 <= text.len) : (i += 64) hi += foreignBytes(text[i..][0..64].*);
+    hi += foreignBytes(last);
     return hi * 16 <= text.len;
 }
 
@@ -285,9 +285,9 @@ inline fn lastBlock(text: []const u8, avail: usize, b: usize, comptime pad: u8) 
 
 /// Non-ASCII bytes of a 64-byte chunk, less those of the U+2010..U+2027 code points and of
 /// the code points that `letterBytes` takes for letters (a lower bound of 0).
-inline fn foreignBytes(comptime pat: Pat, v: V) usize {
+inline fn foreignBytes(v: V) usize {
     const g = bits(v == sp(0xE2)) & (bits(v == sp(0x80)) >> 1) & (bits((v -% sp(0x90)) < sp(0x18)) >> 2);
-    return (@popCount(bits(v >= sp(0x80))) - 3 * @popCount(g)) -| letterBytes(pat, v);
+    return (@popCount(bits(v >= sp(0x80))) - 3 * @popCount(g)) -| letterBytes(v);
 }
 
 /// Bytes of the chunk's code points that blocks classify in place, estimated from lead bytes
@@ -297,19 +297,14 @@ inline fn foreignBytes(comptime pat: Pat, v: V) usize {
 /// not worth a block (counted here, they made the 20k documents and the multilingual files
 /// slower: a block's loop per code point cost more than the scalar scanner's letter run);
 /// session 32 classifies the common ones 64 at a time (see the performance notes above).
-inline fn letterBytes(comptime pat: Pat, v: V) usize {
-    var two = bits((v -% sp(0xC3)) < sp(0xCC - 0xC3)) | bits((v -% sp(0xCE)) < sp(0xD6 - 0xCE));
-    if (pat == .cl100k or three_in_worth) two |= bits((v -% sp(0xD7)) < sp(0xDC - 0xD7));
-    var n = 2 * @popCount(two);
+inline fn letterBytes(v: V) usize {
+    const two = bits((v -% sp(0xC3)) < sp(0xCC - 0xC3)) | bits((v -% sp(0xCE)) < sp(0xD6 - 0xCE)) |
+        bits((v -% sp(0xD7)) < sp(0xDC - 0xD7));
     // Three-byte: the lead bytes E3..ED (U+3000..U+DFFF: CJK, kana, Hangul), most of whose
     // code points `vectorClass3` takes.
-    if (three_in_worth) n += 3 * @popCount(bits((v -% sp(0xE3)) < sp(0xEE - 0xE3)));
-    return n;
+    const three = bits((v -% sp(0xE3)) < sp(0xEE - 0xE3));
+    return 2 * @popCount(two) + 3 * @popCount(three);
 }
-
-/// Whether `worthBlocks` counts the code points of `vectorClass3` (and o200k's Hebrew and
-/// Arabic letters) as classified in place.
-const three_in_worth = true;
 
 /// What a block decided.
 pub const Starts = struct {
@@ -774,7 +769,7 @@ fn checkTextFor(comptime pat: Pat, text: []const u8, gpa: std.mem.Allocator) !vo
     @memcpy(wide[0..text.len], text);
     var prng = std.Random.DefaultPrng.init(text.len);
     prng.random().bytes(wide[text.len..]);
-    if (worthBlocks(pat, text, text.len) != worthBlocks(pat, wide[0..text.len], wide.len)) return error.ReadPastChanged;
+    if (worthBlocks(text, text.len) != worthBlocks(wide[0..text.len], wide.len)) return error.ReadPastChanged;
     for (ref.items) |b| {
         const m = blockStarts(pat, text, text.len, b).mask;
         if (b < text.len) {

@@ -146,7 +146,7 @@ fn encodeOrdinaryWith(comptime pat: pretok.Pattern, comptime count: bool, compti
     const avail = sink.avail(seg);
     const wide = seg.ptr[0..avail];
     const bpat: blockscan.Pat = if (pat == .cl100k) .cl100k else .o200k;
-    if ((pat == .cl100k or pat == .o200k) and use_blocks and blockscan.worthBlocks(bpat, seg, avail)) {
+    if ((pat == .cl100k or pat == .o200k) and use_blocks and blockscan.worthBlocks(seg, avail)) {
         var stretch: usize = 32;
         // Piece starts 64 bytes at a time (blockscan.zig); the scalar scanner where a block
         // decides no piece (long pieces, non-ASCII text).
