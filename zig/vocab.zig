@@ -1747,6 +1747,32 @@ fn ShortTable(comptime wide: bool) type {
         }
 
         /// `get` that writes no ids when `write` is false (counting: only how many).
+        /// Session 33 (English books unless named, cl100k, in-process A/B against the build
+        /// before with `bench/ab_builds.py`, 9-11 rounds; `--no-check` for timing-only builds
+        /// whose ids are wrong):
+        /// - The bound: the 2..16-byte pieces' lookups left out (each piece written as one id,
+        ///   timing only): English 1.92-2.07x, 20k documents 2.04-2.09x (o200k 1.96x), 200k lines
+        ///   1.86x, code 1.72x; on the documents' first 500 rows repeated to the same size (the
+        ///   tables in L1/L2: `--first-rows 500 --repeat-mb 4.6`) 1.74-1.81x. The lookups are
+        ///   about half of the time, and not only through their cache misses.
+        /// - Counted (one steady pass, bench-sized English / 20k documents): Short 96.1% / 90.4%
+        ///   of its lookups found at home, 4.0% / 7.3% further on, 0.0% / 3.3% not found (the
+        ///   documents' words of more than 3 ids, in Big); Wide 81% / 70% at home, 19% / 23%
+        ///   further on, 0% / 7% not found.
+        /// - Timing only: Short's home slot answering without its compare (wrong ids where
+        ///   another piece lives there) 1.23-1.31x, documents 1.05-1.14x; with the compare, but a
+        ///   mismatch answered from the home slot anyway, 1.06-1.10x, and that without the mark
+        ///   1.14-1.22x in four runs of both orders (code 1.07x, documents 1.04x, lines 1.00x).
+        /// - Exact, none kept: the home slot compared before the probe loop (one branch)
+        ///   1.00-1.03x; that with the probe loop out of line 0.93-1.01x; no move home 0.93-0.99x;
+        ///   no mark 1.01-1.05x; neither (aging aside) 0.94x; homes at even slots with both
+        ///   slots of the pair compared at once (one cache line, the answer by selects, as
+        ///   gigatoken probes) 0.886x, documents 0.920x (at load 3/4 pairs overflow, and the
+        ///   probe past them costs more than before); growth at load 1/2 instead of 3/4 read
+        ///   1.20x once, then 0.86-0.94x in three runs of both orders (documents 0.92x, lines
+        ///   0.97-0.98x), and at load 1/2 only below 1, 2 or 4 MiB, 0.86-0.99x.
+        ///   So what the timing-only builds save is not one of these parts alone; unexplained
+        ///   without the hardware's counters (this virtual machine exposes none to perf).
         /// Session 31, not kept: the home slot and the next one compared at once, the answer
         /// picked by selects (callgrind put 0.21 mispredicted branches a piece of the 20k
         /// documents on the compare here): 156 -> 177 instructions, 1.29 -> 1.32 mispredicted
