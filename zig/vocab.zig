@@ -1773,6 +1773,12 @@ fn ShortTable(comptime wide: bool) type {
         ///   0.97-0.98x), and at load 1/2 only below 1, 2 or 4 MiB, 0.86-0.99x.
         ///   So what the timing-only builds save is not one of these parts alone; unexplained
         ///   without the hardware's counters (this virtual machine exposes none to perf).
+        /// - Nor the lookup's dependency chain or its instruction count: two dependent `imul`s
+        ///   added to every 2..8-byte piece's hash (6 cycles more on the chain from the text
+        ///   to the slot's load; timing only) cost English 0.999x / 0.977x and the documents
+        ///   0.976x / 0.965x (both orders), so the chain is mostly hidden; `unpack` and
+        ///   `unpack6` by vector shifts and one store (5 instructions for 12, and no branch on
+        ///   the second word's count) read English 1.000x / 1.011x, documents 0.983x / 0.970x.
         /// Session 31, not kept: the home slot and the next one compared at once, the answer
         /// picked by selects (callgrind put 0.21 mispredicted branches a piece of the 20k
         /// documents on the compare here): 156 -> 177 instructions, 1.29 -> 1.32 mispredicted
