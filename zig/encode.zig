@@ -321,6 +321,15 @@ const use_blocks = true;
 /// the short-table lookups: what keeps a prefetch from hiding them is not known.
 /// Session 32, not kept: the block's own slots prefetched before its lookups (no block ahead),
 /// from 2^15 slots: 20k documents cl100k 0.939x / 1.004x (A/B, 9 rounds, both orders).
+/// Session 33, not kept: a full block's lookups in two phases, as gigatoken's emit loop: first
+/// every piece's home slot loaded and compared (no branch on what the slot holds; the answers
+/// and a found bit a piece on the stack), then the found answers written and the other pieces
+/// looked up the usual way. Against the loop here (A/B, 11 rounds, both orders): Short and Wide
+/// both, English cl100k 0.856x / 0.793x, 20k documents 0.959x / 0.894x; Short alone (a 64-bit
+/// found mask, the answer words in an array), English 0.854x / 0.848x, documents 0.865x /
+/// 0.886x. The second pass over the block's starts and the answers' trip through the stack cost
+/// more than the mispredicted branches on slots that miss the cache could (see `Short.find` in
+/// vocab.zig for what the lookups cost).
 inline fn prefetchBlock(wide: []const u8, b: usize, mask: u64, scratch: *vocab_mod.Scratch) void {
     var m = mask & ~@as(u64, 1);
     var s: usize = b;
