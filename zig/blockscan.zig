@@ -286,8 +286,13 @@ inline fn lastBlock(text: []const u8, avail: usize, b: usize, comptime pad: u8) 
 /// Non-ASCII bytes of a 64-byte chunk, less those of the U+2010..U+2027 code points and of
 /// the code points that `letterBytes` takes for letters (a lower bound of 0).
 inline fn foreignBytes(v: V) usize {
-    const g = bits(v == sp(0xE2)) & (bits(v == sp(0x80)) >> 1) & (bits((v -% sp(0x90)) < sp(0x18)) >> 2);
-    return (@popCount(bits(v >= sp(0x80))) - 3 * @popCount(g)) -| letterBytes(v);
+    return (@popCount(bits(v >= sp(0x80))) - 3 * @popCount(dashLeads(v))) -| letterBytes(v);
+}
+
+/// The leads of the chunk's U+2010..U+2027 code points (E2 80 90..A7), which blocks take for
+/// punctuation in place.
+inline fn dashLeads(v: V) u64 {
+    return bits(v == sp(0xE2)) & (bits(v == sp(0x80)) >> 1) & (bits((v -% sp(0x90)) < sp(0x18)) >> 2);
 }
 
 /// Bytes of the chunk's code points that blocks classify in place, estimated from lead bytes
@@ -482,27 +487,25 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
     var next_not_ws = false;
     var after: u8 = 0x80; // the byte after the block, if it is inside the text
     var after2: u8 = 0x80;
-    // U+2010..U+2027 (dashes, quotation marks, bullets, ellipsis: E2 80 90..A7), all
-    // punctuation, are classified in place as three punctuation bytes whose lead starts the
-    // code point (`g3`: their third bytes). English books have one in ~125 bytes (curly
-    // quotes), and a block used to stop at the first.
-    const g_lead = bits(v == sp(0xE2)) & (bits(v == sp(0x80)) >> 1) & (bits((v -% sp(0x90)) < sp(0x18)) >> 2);
-    var G = g_lead | (g_lead << 1) | (g_lead << 2);
-    var hi = bits(v >= sp(0x80)) & upTo(n - 1) & ~G;
     // Multi-byte code points classified in place (every byte of the code point takes its
     // class), in order, up to the first code point that is not one (or that runs past the
     // block): cl100k's \p{L} in `LA`; o200k's Lu/Lt in `LA` and Ll in `LB`; punctuation in `PX`
-    // (with `lead2` / `lead4` the leads of its two- and four-byte code points; three-byte ones
-    // join `g_lead`); o200k's Lm/Lo/M letters in `BX` (and the marks' leads in `mlead`), which
-    // take the lowercase class (see below).
+    // (with `lead2` / `lead3` / `lead4` the leads of its two-, three- and four-byte code
+    // points); o200k's Lm/Lo/M letters in `BX` (and the marks' leads in `mlead`), which take
+    // the lowercase class (see below).
+    // U+2010..U+2027 (dashes, quotation marks, bullets, ellipsis), all punctuation, are taken
+    // first, 64 at a time: English books have one in ~125 bytes (curly quotes), and a block
+    // used to stop at the first.
+    const g_lead = dashLeads(v);
     var LA: u64 = 0;
     var LB: u64 = 0;
-    var PX: u64 = 0;
+    var PX: u64 = g_lead | (g_lead << 1) | (g_lead << 2);
     var BX: u64 = 0;
     var lead2: u64 = 0;
-    var lead3: u64 = 0;
+    var lead3: u64 = g_lead;
     var lead4: u64 = 0;
     var mlead: u64 = 0;
+    var hi = bits(v >= sp(0x80)) & upTo(n - 1) & ~PX;
     if (hi != 0) {
         // Two-byte letters whose lead byte (and continuation range) says the class, 64 at a
         // time (`vectorClass`); the loop takes the others, in order, and what the vector marked
@@ -570,7 +573,6 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
         // Keep the first other non-ASCII code point as its stand-in; the block ends there.
         // Without a stand-in (o200k's Lm/Lo/M), it ends just before it.
         const k: usize = @ctz(hi);
-        G &= upTo(k) >> 1;
         const stand = standInFor(pat, text, b + k);
         var arr: [64]u8 = v;
         arr[k] = if (stand == 0) 0x80 else stand;
@@ -595,7 +597,7 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
     const SP = bits(v == sp(' '));
     const OW = bits(v == sp('\t')) | bits(v == sp(0x0B)) | bits(v == sp(0x0C));
     const NL = bits(v == sp('\n')) | bits(v == sp('\r'));
-    const HI = bits(v >= sp(0x80)) & ~G & ~(LA | LB | PX | BX);
+    const HI = bits(v >= sp(0x80)) & ~(LA | LB | PX | BX);
     const W = SP | OW | NL;
     const R = SP | OW;
     const P = ~(L | N | W | HI);
@@ -669,9 +671,8 @@ pub fn blockStarts(comptime pat: Pat, text: []const u8, avail: usize, b: usize) 
     const pPu = Pu << 1;
     // The code point before the one before: two bytes back, or four after a three-byte one.
     // (After a multi-byte punctuation code point: two bytes back past its length.)
-    const g3 = ((g_lead << 2) & G) | (lead3 << 2); // third bytes of three-byte punctuation
     const e2 = lead2 << 2;
-    const e3 = g3 << 1;
+    const e3 = lead3 << 3;
     const e4 = lead4 << 4;
     const e1 = ~(e2 | e3 | e4);
     const p2Pu = ((Pu << 2) & e1) | ((Pu << 3) & e2) | ((Pu << 4) & e3) | ((Pu << 5) & e4);
