@@ -19,8 +19,11 @@ What it does, in order:
      tool first runs once untimed on the same input (steady state: the CPU caches hold that tool's
      tables, not the previous tool's), unless one call takes over 0.5 s. Python's cyclic garbage
      collector runs before that untimed call and is off during the timed one.
-  4. Pathological inputs through arrowtok vs 1 MB of English, and peak memory of encoding a ~100 MB
-     column (in a fresh subprocess) vs input + output size.
+  4. Pathological inputs through arrowtok vs 1 MB of English (one thread and all cores); then every
+     tool on the same inputs, one thread, ids checked against tiktoken, with rows whose string is new
+     on every call (so a tool's cache of whole pieces cannot answer them); and peak memory of
+     encoding a ~100 MB column (in a fresh subprocess) vs input + output size.
+     `--only-pathological` runs just the two pathological sections (~5 minutes).
   5. Prints Markdown and saves it (plus the raw JSON) under bench/results/ with the machine description.
 
 Modes:
@@ -495,6 +498,126 @@ def pathological(cfg: dict) -> dict:
     return res
 
 
+# Inputs whose text is new on every call (`pathological_peers`): a tool that keeps whole pieces
+# (gigatoken and fastokens keep every piece they met, of any length) finds none of these in its
+# cache, so their times are its encoder's. The seed makes every tool get the same strings.
+FRESH_INPUTS = {
+    "1 MB random-letter word, new each call":
+        lambda rng: "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(1_000_000)),
+    "1 MB CJK, no spaces, new each call":
+        lambda rng: "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(1_000_000 // 3)),
+    "1 MB one char ('a'), new length each call": lambda rng: "a" * (1_000_000 + rng.randrange(1, 4096)),
+    "1 MB spaces, new length each call": lambda rng: " " * (1_000_000 + rng.randrange(1, 4096)),
+}
+
+
+def _timed_ids(fn):
+    """(seconds, ids) of one call of fn, with the cyclic GC off during it."""
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        ids = fn()
+        dt_ = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    return dt_, ids
+
+
+def _same_ids(ref, got) -> bool:
+    import numpy as np
+
+    a = np.asarray(ref, dtype=np.int64)
+    b = np.asarray(_as_list(got) if not hasattr(got, "__array__") else got, dtype=np.int64)
+    return a.shape == b.shape and bool((a == b).all())
+
+
+def pathological_peers(cfg: dict) -> dict:
+    """Every tool's single-string encode (one thread) on the pathological inputs, interleaved,
+    each call's ids checked against tiktoken's for the same string. Rows of `pathological_inputs`
+    encode the same string on every call (after one untimed call): a tool that caches whole pieces
+    answers them from memory. Rows of `FRESH_INPUTS` encode a new string on every call."""
+    import peers as P
+
+    rounds = max(3, cfg["repeats"])
+    budget = cfg["tool_budget_s"]
+    same = pathological_inputs()
+    out = {"load": {}, "rows": {}, "rounds": rounds, "budget_s": budget}
+    for enc in cfg["encodings"]:
+        tools = {}
+        for name in cfg["tools"]:
+            cls = P.PEERS[name]
+            if not cls.doc_mode:
+                continue
+            try:
+                __import__(cls.module)
+                tool = cls(enc, 1)
+                tool.load()
+            except Exception as e:  # noqa: BLE001
+                out["load"][f"{name}/{enc}"] = f"{type(e).__name__}: {e}"[:300]
+                continue
+            tools[name] = tool
+        ref_tool = tools.get("tiktoken")
+        if ref_tool is None:
+            out["rows"][enc] = {"error": "tiktoken (the reference) did not load"}
+            continue
+        # texts[input] = the string of each round (one string for the same-string rows)
+        texts = {n: [t] * rounds for n, t in same.items()}
+        for k, (n, gen) in enumerate(FRESH_INPUTS.items()):
+            rng = random.Random(4242 + 97 * k)
+            texts[n] = [gen(rng) for _ in range(rounds + 1)]  # the extra one: the untimed call
+        refs = {n: [ref_tool.encode_one(t) for t in (ts[:1] if n in same else ts)] for n, ts in texts.items()}
+        res = {n: {t: {"times": [], "exact": True} for t in tools} for n in texts}
+        # One untimed call each (for the fresh rows on a string no timed call gets), which also
+        # tells a tool too slow for the budget to take fewer rounds.
+        first = {}
+        for n in texts:
+            for name, tool in tools.items():
+                text = texts[n][0] if n in same else texts[n][rounds]
+                want = refs[n][0] if n in same else refs[n][rounds]
+                try:
+                    dt_, ids = _timed_ids(lambda: tool.encode_one(text))
+                except Exception as e:  # noqa: BLE001
+                    res[n][name]["error"] = f"{type(e).__name__}: {e}"[:300]
+                    continue
+                first[(n, name)] = dt_
+                if not _same_ids(want, ids):
+                    res[n][name]["exact"] = False
+                del ids
+        for r in range(rounds):
+            for n in texts:
+                order = list(tools.items())
+                random.Random(7919 * (r + 1) + len(n)).shuffle(order)
+                for name, tool in order:
+                    rec = res[n][name]
+                    if "error" in rec or (r > 0 and sum(rec["times"]) + first.get((n, name), 0) > budget):
+                        continue
+                    text = texts[n][0] if n in same else texts[n][r]
+                    want = refs[n][0] if n in same else refs[n][r]
+                    try:
+                        dt_, ids = _timed_ids(lambda: tool.encode_one(text))
+                    except Exception as e:  # noqa: BLE001
+                        rec["error"] = f"{type(e).__name__}: {e}"[:300]
+                        continue
+                    rec["times"].append(round(dt_, 6))
+                    if not _same_ids(want, ids):
+                        rec["exact"] = False
+                    del ids
+        for n in texts:
+            for name in tools:
+                rec = res[n][name]
+                if rec["times"]:
+                    rec["median_s"] = statistics.median(rec["times"])
+            nb = len(texts[n][0].encode("utf-8"))
+            out["rows"].setdefault(enc, {})[n] = {"bytes": nb, "fresh": n not in same, "tools": res[n]}
+            print(f"[bench] pathological/peers {enc} {n}: " + ", ".join(
+                f"{t} {v['median_s'] * 1e3:.1f} ms" + ("" if v["exact"] else FLAG)
+                for t, v in res[n].items() if "median_s" in v), file=sys.stderr, flush=True)
+        del tools, ref_tool, texts, refs
+        gc.collect()
+    return out
+
+
 def _proc_status(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -569,6 +692,61 @@ def memory(cfg: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Orchestration
 # ---------------------------------------------------------------------------------------------
+
+def render_pathological_peers(pp: dict, patho: dict) -> list[str]:
+    """The peers' pathological section: ms a call for every tool, the fastest exact peer, and
+    arrowtok's time against its own 1 MB of English (the issue's 3x target)."""
+    import peers as P
+
+    L = ["## Pathological inputs against the peers (one thread, each tool's single-string encode)", ""]
+    if "error" in pp:
+        return L + [f"error: {pp['error']}", ""]
+    L.append(f"Milliseconds a call, median of up to {pp['rounds']} interleaved rounds (fewer for a tool past "
+             f"{pp['budget_s']:g} s on a row: superscript), every call's ids checked against tiktoken's for "
+             f"the same string (`{FLAG}` = not exact). *Same-string* rows encode one string on every call, "
+             "after an untimed call on it: a tool that keeps whole pieces in a cache (gigatoken and fastokens "
+             "keep every piece they met, of any length; arrowtok keeps pieces of up to 512 bytes) answers "
+             "them from memory. *New each call* rows encode a string no call has seen (new random text, or "
+             "a new length), so their times are each encoder's own. `× English` = arrowtok's time ÷ its "
+             "1 MB of English (the issue asks ≤ 3×); `÷ best` = the fastest exact peer's time ÷ "
+             "arrowtok's (above 1: arrowtok is faster).")
+    L.append("")
+    for w in pp.get("load", {}).items():
+        L.append(f"- not loaded: {w[0]}: {w[1]}")
+    for enc, rows in pp.get("rows", {}).items():
+        if "error" in rows:
+            L.append(f"{enc}: error: {rows['error']}")
+            continue
+        tools = [t for t in P.PEERS if any(t in r["tools"] for r in rows.values())]
+        L.append(f"### {enc}")
+        L.append("")
+        L.append("| input | calls | " + " | ".join(tools) + " | best peer | arrowtok × English | ÷ best |")
+        L.append("|---|---|" + "---:|" * len(tools) + "---|---:|---:|")
+        eng = rows.get("1 MB English (baseline)", {}).get("tools", {}).get("arrowtok", {}).get("median_s")
+        for n, r in rows.items():
+            cells = []
+            ok = {}
+            for t in tools:
+                v = r["tools"].get(t)
+                if v is None or "median_s" not in v:
+                    cells.append("err" if v and "error" in v else "—")
+                    continue
+                c = f"{v['median_s'] * 1e3:.1f}"
+                if len(v["times"]) < pp["rounds"]:
+                    c += f"<sup>{len(v['times'])}</sup>"
+                if not v["exact"]:
+                    c += f" {FLAG}"
+                elif t != "arrowtok":
+                    ok[t] = v["median_s"]
+                cells.append(c)
+            best = min(ok, key=ok.get) if ok else None
+            a = r["tools"].get("arrowtok", {}).get("median_s")
+            L.append(f"| {n} | {'new string' if r['fresh'] else 'same string'} | " + " | ".join(cells)
+                     + f" | {best or '—'} | " + (f"{a / eng:.2f}×" if a and eng else "—")
+                     + " | " + (f"{ok[best] / a:.2f}×" if a and best else "—") + " |")
+        L.append("")
+    return L
+
 
 def run_sub(kind: str, cfg: dict, threads: int, timeout: float | None = None) -> dict:
     env = dict(os.environ)
@@ -661,7 +839,8 @@ def fmt(v: float | None) -> str:
     return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
-def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall: float) -> str:
+def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall: float,
+           patho_peers: dict | None = None) -> str:
     import peers as P
 
     tools = list(cfg["tools"])
@@ -832,6 +1011,8 @@ def render(m: dict, cfg: dict, workers: list[dict], patho: dict, mem: dict, wall
                 L.append(f"| {v['encoding'].replace('_base', '')} | {v['input']} | {v['bytes']:,} | {v.get('threads', 1)} | "
                          f"{v['median_s'] * 1e3:.1f} | {v['ratio_vs_english']:.2f}× | {v['per_byte_ratio']:.2f}× |")
         L.append("")
+    if patho_peers:
+        L.extend(render_pathological_peers(patho_peers, patho))
     if mem:
         L.append("## Peak memory (arrowtok, fresh subprocess)")
         L.append("")
@@ -878,7 +1059,11 @@ def main(argv=None) -> int:
     ap.add_argument("--inproc-scaling", default="arrowtok,gigatoken",
                     help="tools also run at 1 thread inside the multi-thread worker, interleaved, for a "
                          "same-process scaling ratio (comma list; default arrowtok,gigatoken; '' = none)")
-    ap.add_argument("--no-pathological", action="store_true")
+    ap.add_argument("--no-pathological", action="store_true", help="skip both pathological sections")
+    ap.add_argument("--no-pathological-peers", action="store_true",
+                    help="skip the peers' pathological section (arrowtok's own still runs)")
+    ap.add_argument("--only-pathological", action="store_true",
+                    help="only the two pathological sections (no throughput rows, no memory check)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", default=None, help="Markdown output path (default bench/results/bench-<date>.md)")
     ap.add_argument("--_sub", nargs=3, help=argparse.SUPPRESS)
@@ -887,7 +1072,8 @@ def main(argv=None) -> int:
     if a._sub:
         kind, cfg_path, out_path = a._sub
         cfg = json.loads(Path(cfg_path).read_text())
-        fn = {"worker": worker, "pathological": pathological, "memory": memory}[kind]
+        fn = {"worker": worker, "pathological": pathological, "pathological_peers": pathological_peers,
+              "memory": memory}[kind]
         Path(out_path).write_text(json.dumps(fn(cfg)))
         return 0
 
@@ -928,27 +1114,30 @@ def main(argv=None) -> int:
         probes["before"] = cpu_probe(max(threads))
         print(f"[bench] CPU probe: {max(threads)} threads give {probes['before']:.2f}× one thread", file=sys.stderr)
     workers = []
-    for t in threads:
+    for t in ([] if a.only_pathological else threads):
         print(f"[bench] worker: threads={t}", file=sys.stderr, flush=True)
         w = run_sub("worker", cfg, t)
         if "error" in w:
             print(f"[bench] {w['error']}", file=sys.stderr)
         workers.append(w)
     patho = {} if a.no_pathological else run_sub("pathological", cfg, 1, timeout=900)
-    mem = {} if a.no_memory else run_sub("memory", cfg, max(threads), timeout=900)
+    patho_peers = {} if a.no_pathological or a.no_pathological_peers else run_sub(
+        "pathological_peers", cfg, 1, timeout=1800)
+    mem = {} if a.no_memory or a.only_pathological else run_sub("memory", cfg, max(threads), timeout=900)
     if max(threads) > 1:
         probes["after"] = cpu_probe(max(threads))
     m = machine()
     m["cpu_probe"] = probes
     wall = time.perf_counter() - t_start
-    md = render(m, cfg, workers, patho, mem, wall)
+    md = render(m, cfg, workers, patho, mem, wall, patho_peers)
     print(md)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(a.out) if a.out else RESULTS / f"bench-{stamp}{'-quick' if a.quick else ''}.md"
     out.write_text(md + "\n", encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(
-        {"machine": m, "config": cfg, "workers": workers, "pathological": patho, "memory": mem,
+        {"machine": m, "config": cfg, "workers": workers, "pathological": patho,
+         "pathological_peers": patho_peers, "memory": mem,
          "pattern_warnings": problems}, indent=1), encoding="utf-8")
     print(f"\n[bench] saved {out} and {out.with_suffix('.json')}", file=sys.stderr)
     return 0
