@@ -170,6 +170,57 @@ def test_corpus_words_run_together(name):
     assert arrowtok.get_encoding(name).encode_ordinary(text) == ref.encode_ordinary(text)
 
 
+def _cut_pieces(name: str, rng: random.Random) -> list[bytes]:
+    """Long pieces of the kind that cut where no token can cross (vocab.zig `mergeCut`): random
+    ideographs, kana, Hangul, Thai, such scripts mixed with Latin letters, and runs of the
+    vocabulary's own multi-character CJK tokens (which do join across code points)."""
+    blocks = {"cjk": [(0x4E00, 0x9FA5)], "kana": [(0x3041, 0x3096), (0x30A1, 0x30FA)],
+              "hangul": [(0xAC00, 0xD7A3)], "thai": [(0x0E01, 0x0E3A), (0x0E40, 0x0E4E)],
+              "mixed": [(0x4E00, 0x9FA5), (0x3041, 0x3096), (0x61, 0x7A), (0x430, 0x44F), (0xAC00, 0xD7A3)]}
+    pieces = []
+    for kind, ranges in blocks.items():
+        for _ in range(12):
+            n = rng.choice([12, 40, 200, 1500, 6000])
+            pieces.append("".join(chr(rng.randint(*rng.choice(ranges))) for _ in range(n)).encode())
+    ref = oracle(name)
+    multi = []
+    for i in range(ref.n_vocab):
+        try:
+            t = ref.decode_single_token_bytes(i).decode("utf-8")
+        except (KeyError, UnicodeDecodeError):
+            continue
+        if len(t) >= 2 and all(0x3040 <= ord(c) <= 0x9FFF for c in t):
+            multi.append(t)
+    for _ in range(30):
+        k = rng.choice([3, 20, 100, 600])
+        pieces.append("".join(rng.choice(multi) if rng.random() < 0.6 else chr(rng.randint(0x4E00, 0x9FA5))
+                              for _ in range(k)).encode())
+    return pieces
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pieces_cut_where_no_token_crosses(name):
+    """Long pieces of CJK and other scripts are cut where no token of the vocabulary can cross
+    and their parts encoded on their own (code points through a table, words through the piece
+    tables): the library path equals the heap merge and tiktoken, cold and after its tables have
+    met the parts as pieces of their own; and through the public API."""
+    rng = random.Random(31 + NAMES.index(name))
+    enc = arrowtok.get_encoding(name)
+    ref = oracle(name)
+    pieces = _cut_pieces(name, rng)
+    for data in pieces:
+        if len(data) >= 33:
+            check(name, data, oracle_too=len(data) <= 6000)
+    # The parts as pieces of their own first (digits between them: a digit ends a letter piece
+    # and starts none), so that the tables hold them.
+    for data in pieces[-10:]:
+        text = data.decode()
+        spaced = "7".join(text[i:i + rng.randint(1, 3)] for i in range(0, len(text), 2))
+        assert enc.encode_ordinary(spaced) == ref.encode_ordinary(spaced)
+        assert encode_piece(name, data, LIBRARY) == ref._encode_single_piece(data)
+        assert enc.encode_ordinary(text) == ref.encode_ordinary(text)
+
+
 def _pathological() -> dict[str, bytes]:
     rng = random.Random(1234)
     mb = 1_000_000

@@ -835,7 +835,10 @@ fn finishLoad(v: *Vocab, n_entries: usize, merges: ?[]const [2]u32, bad_line: *u
         for (0..256) |a| {
             for (0..256) |b| v.byte_pair[a << 8 | b] = v.pairRank(v.byte_rank[a], v.byte_rank[b]);
         }
-        if (merges == null) try longpiece.build(v);
+        if (merges == null) {
+            try longpiece.build(v);
+            if (v.long.all_usable) try buildChar3(v);
+        }
     }
     v.special_ids = try gpa.alloc(u32, 0);
     v.special_bytes = try gpa.alloc(u8, 0);
@@ -1807,6 +1810,21 @@ fn ShortTable(comptime wide: bool) type {
             }
         }
 
+        /// `find` that changes nothing: no move home, no mark (the parts of a cut piece,
+        /// `cutPart`, which are not pieces of the text and must not keep entries alive).
+        fn peekOnly(t: *const Self, key: ShortKey, len: usize, out: []u32) ?usize {
+            const n = t.entries.len;
+            if (n == 0) return null;
+            var i = home(key.h, n);
+            while (true) {
+                const e = &t.entries[i];
+                if (e.k0 == key.k0 and e.v & 31 == len and (!wide or k1Of(e.*) == key.k1))
+                    return if (wide) unpack6(e.v, v2Of(e.*), out, true) else unpack(e.v, out, true);
+                if (e.v == 0) return null;
+                i = if (i + 1 == n) 0 else i + 1;
+            }
+        }
+
         /// Swaps the entry found at slot i with the one in its home slot h: pieces looked up often
         /// end up in their home slots, whatever the order they were inserted or rehashed in. (Every
         /// slot from the other entry's home to i is occupied, so it stays reachable at i.)
@@ -2557,9 +2575,95 @@ pub fn encodeLongPiece(v: *const Vocab, piece: []const u8, out: []u32, s: *Scrat
 /// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache; pieces
 /// of longpar.min_len bytes and more on the pool when the caller allows threads.
 fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
+    if (v.long.all_usable and s.cache != null) {
+        if (try mergeCut(v, piece, out, s)) |n| return n;
+    }
     if (s.piece_threads > 1 and piece.len >= longpar.min_len) {
         if (try longpar.encode(s.gpa, v, piece, out, s.piece_threads)) |n| return n;
     }
+    return backtrack(v, piece, out, s);
+}
+
+/// Positions of the piece's first `cut_sample` bytes tested before a piece is cut at all.
+const cut_sample = 1024;
+/// The cuts found there must be at most this many bytes apart on average (text that cuts less
+/// often keeps the search over the whole piece).
+const cut_avg_max = 8;
+
+/// A long piece cut where no token can cross (`longpiece.Tables.noTokenCrosses`, tested at
+/// every code point's first byte), each part encoded on its own: parts of up to 16 bytes
+/// through the thread's piece tables (a run of CJK ideographs, which cl100k rarely joins, cuts
+/// into parts of one or two code points that recur), longer ones merged. Exact: BPE never
+/// joins the bytes on the two sides of such a cut. Every token's bytes merge back into it
+/// (`all_usable`, the caller's condition), so a part answered from the tables (where a whole
+/// token is taken as itself) is the part's merge. Null when the piece's first bytes cut too
+/// rarely (random letters: one position in 14 for cl100k; runs of one byte: never).
+fn mergeCut(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
+    const t = &v.long;
+    const n = piece.len;
+    const sample_end = @min(n, cut_sample);
+    var cuts: usize = 0;
+    var p: usize = 1;
+    while (p < sample_end) : (p += 1) {
+        if (piece[p] & 0xC0 != 0x80 and t.noTokenCrosses(piece, p)) cuts += 1;
+    }
+    if ((cuts + 1) * cut_avg_max < sample_end) return null;
+    var w: usize = 0;
+    var start: usize = 0;
+    p = 1;
+    while (p < n) : (p += 1) {
+        if (piece[p] & 0xC0 == 0x80 or !t.noTokenCrosses(piece, p)) continue;
+        w += try cutPart(v, piece[start..p], out[w..], s);
+        start = p;
+    }
+    w += try cutPart(v, piece[start..], out[w..], s);
+    return w;
+}
+
+inline fn cutPart(v: *const Vocab, part: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!usize {
+    if (part.len == 1) {
+        out[0] = v.byte_rank[part[0]];
+        return 1;
+    }
+    if (part.len == 3 and part[0] & 0xF0 == 0xE0 and part[1] & 0xC0 == 0x80 and part[2] & 0xC0 == 0x80) {
+        const k = (@as(usize, part[0] & 0x0F) << 12) | (@as(usize, part[1] & 0x3F) << 6) | (part[2] & 0x3F);
+        return unpack(v.long.char3[k], out, true);
+    }
+    if (part.len <= 16) {
+        // Found in the thread's tables if a piece of the text was this part (a word of CJK
+        // text between two cuts); else merged, and not stored: the parts of new text (random
+        // pairs of ideographs) would crowd the pieces out, and a table that this piece's
+        // encoding changed would change what the caches keep (`PieceCache.age`).
+        if (s.cache) |c| {
+            const key = shortKey(part);
+            if (if (part.len <= 8) c.short.peekOnly(key, part.len, out) else c.wide.peekOnly(key, part.len, out)) |k| return k;
+        }
+        return mergeSmall(v, part, out, s.cache);
+    }
+    if (part.len >= longpiece.min_len) {
+        if (try backtrack(v, part, out, s)) |k| return k;
+    }
+    if (part.len <= small_max) return mergeSmall(v, part, out, s.cache);
+    return mergeHeap(v, part, out, s);
+}
+
+/// `longpiece.Tables.char3`: the merges of all 65,536 three-byte sequences E0..EF, 80..BF,
+/// 80..BF at load (overlong forms and surrogates too: a piece given to the library's test hook
+/// may hold any bytes), a few ms; 512 KiB.
+fn buildChar3(v: *Vocab) error{OutOfMemory}!void {
+    const t = try v.gpa.alloc(u64, 1 << 16);
+    var ids: [3]u32 = undefined;
+    for (t, 0..) |*e, k| {
+        const b = [3]u8{ @intCast(0xE0 | (k >> 12)), @intCast(0x80 | ((k >> 6) & 0x3F)), @intCast(0x80 | (k & 0x3F)) };
+        const n = mergeSmallBytes(v, &b, &ids);
+        e.* = 3 | @as(u64, n) << 5;
+        for (ids[0..n], 0..) |id, j| e.* |= @as(u64, id) << @intCast(7 + id_bits * j);
+    }
+    v.long.char3 = t;
+}
+
+/// The backtracking search over one piece on this thread (null: it gave up; the heap merge).
+fn backtrack(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
     try s.dead.resize(s.gpa, longpiece.bitWords(piece.len));
     const memo_len = @min(@as(usize, 1) << 13, std.math.ceilPowerOfTwoAssert(usize, @max(piece.len, 4)));
     try s.memo.resize(s.gpa, memo_len);
