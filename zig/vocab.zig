@@ -2575,11 +2575,12 @@ pub fn encodeLongPiece(v: *const Vocab, piece: []const u8, out: []u32, s: *Scrat
 /// The backtracking encoder (longpiece.zig), pair ranks through the thread's pair cache; pieces
 /// of longpar.min_len bytes and more on the pool when the caller allows threads.
 fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{OutOfMemory}!?usize {
-    if (v.long.all_usable and s.cache != null) {
-        if (try mergeCut(v, piece, out, s)) |n| return n;
-    }
+    // On the pool first: each segment comes back here (one thread each) and is cut there.
     if (s.piece_threads > 1 and piece.len >= longpar.min_len) {
         if (try longpar.encode(s.gpa, v, piece, out, s.piece_threads)) |n| return n;
+    }
+    if (v.long.all_usable and s.cache != null) {
+        if (try mergeCut(v, piece, out, s)) |n| return n;
     }
     return backtrack(v, piece, out, s);
 }
