@@ -2589,6 +2589,38 @@ fn mergeLong(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{
 const cut_sample = 1024;
 /// The cuts found there must be at most this many bytes apart on average (text that cuts less
 /// often keeps the search over the whole piece).
+///
+/// Performance notes (session 34; 1 MB pieces, one thread, in-process A/B with
+/// bench/ab_builds.py, cl100k / o200k, against the search over the whole piece):
+/// - Random CJK ideographs (the benchmark's pathological input), cut at every code point
+///   where a filter of every token's three consecutive bytes said nothing crosses (98% / 79%
+///   of the boundaries), parts through the piece tables: 1.02x, then 1.16x with `cutPart`
+///   inline (the error union of a call came back through a store that the load after it could
+///   not forward); one-code-point parts from `char3` instead of the piece tables (their
+///   entries, one a cache line, spread over 1 MB; the table holds 21k ideographs in 167 KB):
+///   1.84-2.06x / 1.08-1.14x. The filter alone misses o200k's boundaries (it has many
+///   two-ideograph tokens, so most "last byte, next two bytes" triples occur inside one).
+/// - `noTokenCrosses` by where a crossing token starts (p - 1, p - 2, before): exact sets
+///   would find 99.8% of the boundaries for both encodings. With every test a Bloom probe
+///   (one 512 KiB filter, four probes): 1.39x / 1.23x (the probes miss L1); with the L1
+///   bitmaps first (`tok2`, `pre2`, `pre2of3`, `followed`: 93% / 88% of the boundaries
+///   decided with no probe): 1.94x / 1.55x. In the benchmark's pathological section: CJK
+///   2.65x / 2.86x -> ~1.5x / 2.4x the time of 1 MB of English on one thread.
+/// - A first check of "the two bytes occur inside some token" before the token test (57% of
+///   cl100k's boundaries pass it at once): 0.87x of the above: the branch on it is the
+///   unpredictable one.
+/// - Two threads: longpar's segments first, each cut on its thread: 10.4 -> 7.0 ms (2.58x ->
+///   2.19x English).
+/// - Random letters cut only every ~14 bytes (cl100k; 25 for o200k); letting them through
+///   (24 here instead of 8): 0.58x / 0.67x: merging each ~14-byte part costs more than the
+///   search over the whole.
+/// - The corpus stream's first pass (bench/ab_stream.py, where the pieces of 33+ bytes that
+///   the tables miss come here): 0.984x / 0.985x, and 1.004x in the other order: the sample
+///   of pieces that do not cut costs about nothing; real CJK text mostly cuts into words that
+///   the search takes as fast.
+/// - Load: the bitmaps, the filter and `char3` (65,536 three-byte merges) are built in a few
+///   ms (cl100k 199 -> 183 ms, o200k 546 -> 549 ms for the whole load, noise); 1 MiB more a
+///   vocabulary.
 const cut_avg_max = 8;
 
 /// A long piece cut where no token can cross (`longpiece.Tables.noTokenCrosses`, tested at
