@@ -566,8 +566,37 @@ def pathological_peers(cfg: dict) -> dict:
         for k, (n, gen) in enumerate(FRESH_INPUTS.items()):
             rng = random.Random(4242 + 97 * k)
             texts[n] = [gen(rng) for _ in range(rounds + 1)]  # the extra one: the untimed call
-        refs = {n: [ref_tool.encode_one(t) for t in (ts[:1] if n in same else ts)] for n, ts in texts.items()}
+        # tiktoken's ids for each string; None where tiktoken itself fails (o200k's pattern
+        # overflows fancy-regex's backtracking stack on 1 MB of spaces): then the ids that most
+        # of the tools give are the reference for that string, and the row says so.
+        refs = {}
+        ref_note = {}
+        for n, ts in texts.items():
+            refs[n] = []
+            for t in (ts[:1] if n in same else ts):
+                try:
+                    refs[n].append(_as_list(ref_tool.encode_one(t)))
+                except BaseException as e:  # noqa: BLE001  (PyO3 panics are BaseExceptions)
+                    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    refs[n].append(None)
+                    ref_note[n] = f"tiktoken failed ({type(e).__name__}: {str(e)[:120]}); reference: the ids most tools give"
         res = {n: {t: {"times": [], "exact": True} for t in tools} for n in texts}
+
+        def agreed(text):
+            votes = {}
+            for tool in tools.values():
+                try:
+                    ids = tuple(_as_list(tool.encode_one(text)))
+                except BaseException as e:  # noqa: BLE001
+                    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    continue
+                votes[ids] = votes.get(ids, 0) + 1
+            return list(max(votes, key=votes.get)) if votes else None
+
+        for n in texts:
+            refs[n] = [r if r is not None else agreed(t) for r, t in zip(refs[n], texts[n][:len(refs[n])])]
         # One untimed call each (for the fresh rows on a string no timed call gets), which also
         # tells a tool too slow for the budget to take fewer rounds.
         first = {}
@@ -577,11 +606,13 @@ def pathological_peers(cfg: dict) -> dict:
                 want = refs[n][0] if n in same else refs[n][rounds]
                 try:
                     dt_, ids = _timed_ids(lambda: tool.encode_one(text))
-                except Exception as e:  # noqa: BLE001
+                except BaseException as e:  # noqa: BLE001  (PyO3 panics are BaseExceptions)
+                    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                        raise
                     res[n][name]["error"] = f"{type(e).__name__}: {e}"[:300]
                     continue
                 first[(n, name)] = dt_
-                if not _same_ids(want, ids):
+                if want is None or not _same_ids(want, ids):
                     res[n][name]["exact"] = False
                 del ids
         for r in range(rounds):
@@ -596,11 +627,13 @@ def pathological_peers(cfg: dict) -> dict:
                     want = refs[n][0] if n in same else refs[n][r]
                     try:
                         dt_, ids = _timed_ids(lambda: tool.encode_one(text))
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
+                        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                            raise
                         rec["error"] = f"{type(e).__name__}: {e}"[:300]
                         continue
                     rec["times"].append(round(dt_, 6))
-                    if not _same_ids(want, ids):
+                    if want is None or not _same_ids(want, ids):
                         rec["exact"] = False
                     del ids
         for n in texts:
@@ -609,7 +642,8 @@ def pathological_peers(cfg: dict) -> dict:
                 if rec["times"]:
                     rec["median_s"] = statistics.median(rec["times"])
             nb = len(texts[n][0].encode("utf-8"))
-            out["rows"].setdefault(enc, {})[n] = {"bytes": nb, "fresh": n not in same, "tools": res[n]}
+            out["rows"].setdefault(enc, {})[n] = {"bytes": nb, "fresh": n not in same, "tools": res[n],
+                                                  "reference": ref_note.get(n, "tiktoken")}
             print(f"[bench] pathological/peers {enc} {n}: " + ", ".join(
                 f"{t} {v['median_s'] * 1e3:.1f} ms" + ("" if v["exact"] else FLAG)
                 for t, v in res[n].items() if "median_s" in v), file=sys.stderr, flush=True)
@@ -723,6 +757,7 @@ def render_pathological_peers(pp: dict, patho: dict) -> list[str]:
         L.append("| input | calls | " + " | ".join(tools) + " | best peer | arrowtok × English | ÷ best |")
         L.append("|---|---|" + "---:|" * len(tools) + "---|---:|---:|")
         eng = rows.get("1 MB English (baseline)", {}).get("tools", {}).get("arrowtok", {}).get("median_s")
+        notes = []
         for n, r in rows.items():
             cells = []
             ok = {}
@@ -741,9 +776,20 @@ def render_pathological_peers(pp: dict, patho: dict) -> list[str]:
                 cells.append(c)
             best = min(ok, key=ok.get) if ok else None
             a = r["tools"].get("arrowtok", {}).get("median_s")
+            if r.get("reference", "tiktoken") != "tiktoken":
+                notes.append(f"{n}: {r['reference']}.")
             L.append(f"| {n} | {'new string' if r['fresh'] else 'same string'} | " + " | ".join(cells)
                      + f" | {best or '—'} | " + (f"{a / eng:.2f}×" if a and eng else "—")
                      + " | " + (f"{ok[best] / a:.2f}×" if a and best else "—") + " |")
+        L.append("")
+        for note in notes:
+            L.append(f"- {note}")
+        if notes:
+            L.append("")
+        for n, r in rows.items():
+            for t, v in r["tools"].items():
+                if "error" in v:
+                    L.append(f"- {t} failed on {n}: {v['error'][:200]}")
         L.append("")
     return L
 
