@@ -36,9 +36,12 @@
 //!   tokens in lexicographic order; `start2` (the node of every 2-byte prefix) and `has3` (a bit
 //!   per 3-byte prefix) answer the first two steps of every walk from L1/L2.
 //! - `pair_filter`: a 512 KB blocked Bloom filter of the pair table's keys.
-//! Memory: cl100k_base 7.1 MB, o200k_base 11.4 MB (the vocabulary's other tables: ~7.4 and
-//! ~14.5 MB). Load (at_vocab_load_tiktoken alone, median of interleaved runs): cl100k_base
-//! 37 -> 55 ms, o200k_base 90 -> 130 ms.
+//! - the tables that say where no token can cross (`noTokenCrosses`: four 8 KiB bitmaps and a
+//!   512 KiB Bloom filter) and `char3` (512 KiB), for vocab.zig's `mergeCut`, which cuts a long
+//!   piece there before this search sees it (session 34: random CJK).
+//! Memory: cl100k_base 7.1 MB, o200k_base 11.4 MB, plus 1.06 MB for the cut tables (the
+//! vocabulary's other tables: ~7.4 and ~14.5 MB). Load (at_vocab_load_tiktoken alone, median of
+//! interleaved runs): cl100k_base 37 -> 55 ms, o200k_base 90 -> 130 ms.
 //! Per call (Scratch): two bits per position (dead end, guess) and an 8K-entry table (answers,
 //! guesses: 64 KB); the token stack is the caller's output buffer. Worst case
 //! O(n * tokens per position * check depth); past one back-up per byte the piece goes to the
