@@ -228,7 +228,7 @@ SETTLE = True
 SETTLE_MAX_S = 0.5
 
 
-def _timed(fn, collect: bool = True) -> float:
+def _timed(fn, collect: bool = True, keep: bool = False):
     """Seconds of one call of fn, with the cyclic GC off during it. collect=False when the caller
     collected before its untimed settling call: a collection right before the timed call walks
     every Python object the other tools left and evicts the CPU caches the settling call filled
@@ -243,6 +243,8 @@ def _timed(fn, collect: bool = True) -> float:
         dt_ = time.perf_counter() - t0
     finally:
         gc.enable()
+    if keep:  # (seconds, output)
+        return dt_, out
     del out
     return dt_
 
@@ -512,16 +514,8 @@ FRESH_INPUTS = {
 
 
 def _timed_ids(fn):
-    """(seconds, ids) of one call of fn, with the cyclic GC off during it."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        ids = fn()
-        dt_ = time.perf_counter() - t0
-    finally:
-        gc.enable()
-    return dt_, ids
+    """(seconds, ids) of one call of fn, with the cyclic GC off during it (see `_timed`)."""
+    return _timed(fn, keep=True)
 
 
 def _same_ids(ref, got) -> bool:

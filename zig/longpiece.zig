@@ -429,16 +429,18 @@ const cross_words_log2 = 16;
 
 /// `tok2` and `cross_filter` (see `Tables`).
 fn buildCuts(v: *const Vocab, t: *Tables) error{OutOfMemory}!void {
-    t.tok2 = try v.gpa.alloc(u64, 1024);
-    @memset(t.tok2, 0);
-    t.cross_filter = try v.gpa.alloc(u64, 1 << cross_words_log2);
-    @memset(t.cross_filter, 0);
-    t.pre2 = try v.gpa.alloc(u64, 1024);
-    @memset(t.pre2, 0);
-    t.pre2of3 = try v.gpa.alloc(u64, 1024);
-    @memset(t.pre2of3, 0);
-    t.followed = try v.gpa.alloc(u64, 1024);
-    @memset(t.followed, 0);
+    const zeroed = struct {
+        fn f(gpa: std.mem.Allocator, words: usize) error{OutOfMemory}![]u64 {
+            const w = try gpa.alloc(u64, words);
+            @memset(w, 0);
+            return w;
+        }
+    }.f;
+    t.tok2 = try zeroed(v.gpa, 1024);
+    t.cross_filter = try zeroed(v.gpa, 1 << cross_words_log2);
+    t.pre2 = try zeroed(v.gpa, 1024);
+    t.pre2of3 = try zeroed(v.gpa, 1024);
+    t.followed = try zeroed(v.gpa, 1024);
     const set = struct {
         fn f(words: []u64, k: usize) void {
             words[k >> 6] |= @as(u64, 1) << @intCast(k & 63);

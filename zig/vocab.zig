@@ -1791,6 +1791,12 @@ fn ShortTable(comptime wide: bool) type {
         /// (the words of more than 3 ids that live in Big, 3.1% of the documents' pieces,
         /// explain only part of them).
         inline fn find(t: *Self, key: ShortKey, len: usize, out: []u32, comptime write: bool) ?usize {
+            return t.findIn(true, key, len, out, write);
+        }
+
+        /// `find`; `touch` false changes nothing (no move home, no mark): the parts of a cut
+        /// piece (`cutPart`), which are not pieces of the text and must not keep entries alive.
+        inline fn findIn(t: *Self, comptime touch: bool, key: ShortKey, len: usize, out: []u32, comptime write: bool) ?usize {
             const n = t.entries.len;
             if (n == 0) return null;
             const h0 = home(key.h, n);
@@ -1801,25 +1807,10 @@ fn ShortTable(comptime wide: bool) type {
                 if (e.k0 == key.k0 and e.v & 31 == len and (!wide or k1Of(e.*) == key.k1)) {
                     const v = e.v;
                     const v2 = v2Of(e.*);
-                    if (i != h0) t.moveHome(i, h0);
-                    if (t.marking) t.mark(h0);
+                    if (touch and i != h0) t.moveHome(i, h0);
+                    if (touch and t.marking) t.mark(h0);
                     return if (wide) unpack6(v, v2, out, write) else unpack(v, out, write);
                 }
-                if (e.v == 0) return null;
-                i = if (i + 1 == n) 0 else i + 1;
-            }
-        }
-
-        /// `find` that changes nothing: no move home, no mark (the parts of a cut piece,
-        /// `cutPart`, which are not pieces of the text and must not keep entries alive).
-        fn peekOnly(t: *const Self, key: ShortKey, len: usize, out: []u32) ?usize {
-            const n = t.entries.len;
-            if (n == 0) return null;
-            var i = home(key.h, n);
-            while (true) {
-                const e = &t.entries[i];
-                if (e.k0 == key.k0 and e.v & 31 == len and (!wide or k1Of(e.*) == key.k1))
-                    return if (wide) unpack6(e.v, v2Of(e.*), out, true) else unpack(e.v, out, true);
                 if (e.v == 0) return null;
                 i = if (i + 1 == n) 0 else i + 1;
             }
@@ -2635,17 +2626,19 @@ fn mergeCut(v: *const Vocab, piece: []const u8, out: []u32, s: *Scratch) error{O
     const t = &v.long;
     const n = piece.len;
     const sample_end = @min(n, cut_sample);
-    var cuts: usize = 0;
+    // The sample's cuts, kept for the pass that encodes (each position is tested once).
+    var sample_cuts: std.StaticBitSet(cut_sample) = .empty;
     var p: usize = 1;
     while (p < sample_end) : (p += 1) {
-        if (piece[p] & 0xC0 != 0x80 and t.noTokenCrosses(piece, p)) cuts += 1;
+        if (piece[p] & 0xC0 != 0x80 and t.noTokenCrosses(piece, p)) sample_cuts.set(p);
     }
-    if ((cuts + 1) * cut_avg_max < sample_end) return null;
+    if ((sample_cuts.count() + 1) * cut_avg_max < sample_end) return null;
     var w: usize = 0;
     var start: usize = 0;
     p = 1;
     while (p < n) : (p += 1) {
-        if (piece[p] & 0xC0 == 0x80 or !t.noTokenCrosses(piece, p)) continue;
+        const cut = if (p < sample_end) sample_cuts.isSet(p) else piece[p] & 0xC0 != 0x80 and t.noTokenCrosses(piece, p);
+        if (!cut) continue;
         w += try cutPart(v, piece[start..p], out[w..], s);
         start = p;
     }
@@ -2669,7 +2662,7 @@ inline fn cutPart(v: *const Vocab, part: []const u8, out: []u32, s: *Scratch) er
         // encoding changed would change what the caches keep (`PieceCache.age`).
         if (s.cache) |c| {
             const key = shortKey(part);
-            if (if (part.len <= 8) c.short.peekOnly(key, part.len, out) else c.wide.peekOnly(key, part.len, out)) |k| return k;
+            if (if (part.len <= 8) c.short.findIn(false, key, part.len, out, true) else c.wide.findIn(false, key, part.len, out, true)) |k| return k;
         }
         return mergeSmall(v, part, out, s.cache);
     }
@@ -2688,9 +2681,7 @@ fn buildChar3(v: *Vocab) error{OutOfMemory}!void {
     var ids: [3]u32 = undefined;
     for (t, 0..) |*e, k| {
         const b = [3]u8{ @intCast(0xE0 | (k >> 12)), @intCast(0x80 | ((k >> 6) & 0x3F)), @intCast(0x80 | (k & 0x3F)) };
-        const n = mergeSmallBytes(v, &b, &ids);
-        e.* = 3 | @as(u64, n) << 5;
-        for (ids[0..n], 0..) |id, j| e.* |= @as(u64, id) << @intCast(7 + id_bits * j);
+        e.* = Short.pack(3, ids[0..mergeSmallBytes(v, &b, &ids)])[0];
     }
     v.long.char3 = t;
 }
